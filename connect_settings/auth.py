@@ -1,0 +1,224 @@
+"""The one authentication pipeline behind the middleware and the view decorators.
+
+find the token -> read its claims unverified (only to choose the tenant) -> look the tenant
+up (cache, at most one indexed query) -> verify HS256 with the tenant's secret -> check the
+qsh the way the token kind requires -> ``ConnectContext``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from django.http import HttpRequest
+
+from .conf import connect_settings
+from .exceptions import AuthenticationFailed
+from .jwt import tokens
+from .jwt.canonical import CONTEXT_QSH, query_string_hash
+from .jwt.errors import TokenError
+from .models import Tenant
+from .tenants import get_tenant
+
+
+class TokenKind(StrEnum):
+    #: A host token whose qsh covers this exact request (page loads, webhooks, lifecycle).
+    PAGE = "page"
+    #: A host context JWT (``AP.context.getToken()``), qsh ``context-qsh``.
+    CONTEXT = "context"
+    #: An app session token we minted (``X-acpt``), issuer = our app key.
+    SESSION = "session"
+
+
+ALL_KINDS = frozenset(TokenKind)
+PAGE_ONLY = frozenset({TokenKind.PAGE})
+#: What ``check_valid_token`` accepts: our session tokens, host context JWTs, and a host
+#: token whose qsh matches this request exactly (no weaker than a page load).
+AJAX_KINDS = ALL_KINDS
+
+
+@dataclass
+class ConnectContext:
+    """What a verified request carries as ``request.connect``."""
+
+    tenant: Tenant
+    claims: dict[str, Any]
+    kind: TokenKind
+    client_key: str = field(init=False)
+    account_id: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client_key = self.tenant.client_key
+        sub = self.claims.get("sub")
+        self.account_id = sub if isinstance(sub, str) and sub else None
+
+    @cached_property
+    def session_token(self) -> str:
+        """A fresh app session token for this tenant and user (minted once per request)."""
+        return mint_session_token(self.tenant, self.account_id, self.claims.get("context"))
+
+    def __repr__(self) -> str:
+        return f"<ConnectContext {self.client_key!r} kind={self.kind} user={self.account_id!r}>"
+
+
+def mint_session_token(
+    tenant: Tenant, account_id: str | None, context: Any = None, *, now: float | None = None
+) -> str:
+    claims: dict[str, Any] = {
+        "iss": connect_settings.APP_KEY,
+        "aud": [tenant.client_key],
+        "context": context if isinstance(context, dict) else {},
+    }
+    if account_id:
+        claims["sub"] = account_id
+    return tokens.mint_hs256(
+        claims,
+        tenant.shared_secret,
+        ttl=int(connect_settings.SESSION_TOKEN_TTL),
+        now=now if now is not None else time.time(),
+    )
+
+
+def _fail(code: str, message: str) -> AuthenticationFailed:
+    return AuthenticationFailed(message, code=code)
+
+
+def extract_token(request: HttpRequest, *, header_only: bool = False) -> str | None:
+    """The token from ``Authorization: JWT <token>`` or ``?jwt=``; None when there is none.
+
+    Another scheme (Basic, Bearer) is "not ours" and yields None; a malformed JWT header is
+    an authentication error rather than an IndexError.
+    """
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header:
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() == "jwt":
+            value = value.strip()
+            if not value or " " in value:
+                raise _fail("malformed_token", "The Authorization header is not 'JWT <token>'.")
+            return value
+    if header_only:
+        return None
+    values = request.GET.getlist("jwt")
+    if len(values) > 1:
+        raise _fail("malformed_token", "The request carries more than one jwt parameter.")
+    return values[0] if values and values[0] else None
+
+
+def has_token(request: HttpRequest) -> bool:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    return header[:4].lower() == "jwt " or "jwt=" in request.META.get("QUERY_STRING", "")
+
+
+#: Characters left literal when re-encoding a decoded path (RFC 3986 pchar and "/").
+_PATH_SAFE = "/!$&'()*+,;=:@~-._"
+
+
+def request_path(request: HttpRequest) -> str:
+    """The request path as the client sent it (still percent-encoded), for the qsh."""
+    raw = request.META.get("RAW_URI") or request.META.get("REQUEST_URI")
+    if raw:
+        return urlsplit(raw).path or "/"
+    return quote(request.path, safe=_PATH_SAFE)
+
+
+def app_base_paths() -> list[str]:
+    paths = [urlsplit(connect_settings.BASE_URL).path.rstrip("/")]
+    for url in connect_settings.ALLOWED_BASE_URLS:
+        path = urlsplit(str(url)).path.rstrip("/")
+        if path not in paths:
+            paths.append(path)
+    return paths
+
+
+def request_qsh_matches(request: HttpRequest, qsh: str) -> bool:
+    method = request.method or "GET"
+    path = request_path(request)
+    query = request.META.get("QUERY_STRING", "")
+    return any(query_string_hash(method, path, query, base) == qsh for base in app_base_paths())
+
+
+def _claim_client_key(claims: dict[str, Any]) -> tuple[str, bool]:
+    """(client key to look up, whether the token is one of our session tokens)."""
+    iss = claims.get("iss")
+    if not isinstance(iss, str) or not iss:
+        raise _fail("missing_claim", "The token has no 'iss' claim.")
+    aud = claims.get("aud")
+    first_aud = aud[0] if isinstance(aud, list) and aud else aud
+    if iss == connect_settings.APP_KEY:
+        if not isinstance(first_aud, str) or not first_aud:
+            raise _fail("missing_claim", "The session token has no audience.")
+        return first_aud, True
+    # PROTOCOL.md: aud[0] when it names a known tenant, else iss.
+    if isinstance(first_aud, str) and first_aud and get_tenant(first_aud) is not None:
+        return first_aud, False
+    return iss, False
+
+
+def verify_token(
+    request: HttpRequest,
+    token: str,
+    *,
+    accept: frozenset[TokenKind] = ALL_KINDS,
+    allow_uninstalled: bool = False,
+) -> ConnectContext:
+    leeway = float(connect_settings.JWT_LEEWAY)
+    try:
+        header, unverified = tokens.read_unverified(token)
+        client_key, is_session = _claim_client_key(unverified)
+        tenant = get_tenant(client_key)
+        if tenant is None:
+            raise _fail("unknown_tenant", "The token's tenant is not installed here.")
+        try:
+            claims = tokens.verify_hs256(token, tenant.shared_secret, leeway=leeway, header=header)
+        except TokenError as err:
+            if err.code != "bad_signature":
+                raise
+            # The cached row may predate a reinstall that another worker just committed.
+            tenant = get_tenant(client_key, fresh=True)
+            if tenant is None:
+                raise
+            claims = tokens.verify_hs256(token, tenant.shared_secret, leeway=leeway, header=header)
+    except TokenError as err:
+        raise _fail(err.code, err.message) from err
+
+    if not tenant.installed and not allow_uninstalled:
+        raise _fail("uninstalled_tenant", "The app is not installed for this tenant.")
+
+    qsh = claims.get("qsh")
+    if is_session:
+        if qsh not in (None, CONTEXT_QSH):
+            raise _fail("qsh_mismatch", "The token is not a session token.")
+        kind = TokenKind.SESSION
+    elif qsh == CONTEXT_QSH:
+        kind = TokenKind.CONTEXT
+    elif not isinstance(qsh, str) or not qsh:
+        raise _fail("missing_claim", "The token has no 'qsh' claim.")
+    else:
+        if not request_qsh_matches(request, qsh):
+            raise _fail("qsh_mismatch", "The token's qsh does not match this request.")
+        kind = TokenKind.PAGE
+
+    if kind not in accept:
+        raise _fail(
+            "context_token_not_allowed",
+            "This endpoint needs a token signed for this exact request.",
+        )
+    return ConnectContext(tenant=tenant, claims=claims, kind=kind)
+
+
+def authenticate_request(
+    request: HttpRequest,
+    *,
+    accept: frozenset[TokenKind] = ALL_KINDS,
+    allow_uninstalled: bool = False,
+    header_only: bool = False,
+) -> ConnectContext:
+    token = extract_token(request, header_only=header_only)
+    if token is None:
+        raise _fail("missing_token", "The request carries no JWT.")
+    return verify_token(request, token, accept=accept, allow_uninstalled=allow_uninstalled)

@@ -1,0 +1,104 @@
+"""System checks (ids ``connect_settings.E0xx`` errors, ``connect_settings.W0xx`` warnings)."""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings as django_settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+
+from .conf import connect_settings
+from .payloads import LOOPBACK_HOSTS
+
+#: Host names no allow-list meant for Atlassian should admit.
+_PROBE_HOSTS = ("evil.example", "attacker.test", "example.com")
+
+
+def _https(url: str) -> bool:
+    return urlsplit(url).scheme == "https"
+
+
+@register(Tags.security, "connect_settings")
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    try:
+        app_key = connect_settings.APP_KEY
+    except ImproperlyConfigured as err:
+        return [Error(str(err), id="connect_settings.E000")]
+    errors: list[CheckMessage] = []
+    debug = django_settings.DEBUG
+    base_url = connect_settings.BASE_URL
+    if not app_key:
+        errors.append(
+            Error(
+                "CONNECT_SETTINGS['APP_KEY'] is not set.",
+                hint="Set it to the app's key.",
+                id="connect_settings.E001",
+            )
+        )
+    if not base_url:
+        errors.append(
+            Error(
+                "CONNECT_SETTINGS['BASE_URL'] is not set.",
+                hint="Set it to the app's public URL, e.g. https://app.example.com.",
+                id="connect_settings.E002",
+            )
+        )
+    elif not debug and not _https(base_url):
+        errors.append(
+            Error(
+                "CONNECT_SETTINGS['BASE_URL'] must use https when DEBUG is off.",
+                id="connect_settings.E003",
+            )
+        )
+    servers = connect_settings.INSTALL_KEY_SERVERS
+    if not servers:
+        errors.append(
+            Error(
+                "CONNECT_SETTINGS['INSTALL_KEY_SERVERS'] is empty: no install can verify.",
+                id="connect_settings.E004",
+            )
+        )
+    elif not debug and not all(_https(str(s)) for s in servers):
+        errors.append(
+            Error(
+                "Every install key server must use https when DEBUG is off.",
+                id="connect_settings.E005",
+            )
+        )
+    patterns = [str(p).lower() for p in connect_settings.HOST_ALLOWLIST]
+    if not debug and any(fnmatch.fnmatchcase(h, p) for h in _PROBE_HOSTS for p in patterns):
+        errors.append(
+            Error(
+                "CONNECT_SETTINGS['HOST_ALLOWLIST'] admits any host.",
+                hint="List Atlassian's domains, e.g. '*.atlassian.net'.",
+                id="connect_settings.E006",
+            )
+        )
+    if not debug and any(p in LOOPBACK_HOSTS for p in patterns):
+        errors.append(
+            Warning(
+                "CONNECT_SETTINGS['HOST_ALLOWLIST'] admits loopback hosts with DEBUG off.",
+                id="connect_settings.W002",
+            )
+        )
+    keys = connect_settings.SECRET_KEYS
+    if not keys:
+        errors.append(
+            Warning(
+                "Shared secrets are encrypted with a key derived from SECRET_KEY.",
+                hint="Set CONNECT_SETTINGS['SECRET_KEYS'] to a list of keys of their own "
+                "(newest first) so that rotating SECRET_KEY cannot lock the secrets away.",
+                id="connect_settings.W001",
+            )
+        )
+    elif isinstance(keys, str) or any(not str(k).strip() for k in keys):
+        errors.append(
+            Error(
+                "CONNECT_SETTINGS['SECRET_KEYS'] must be a list of non-empty strings.",
+                id="connect_settings.E007",
+            )
+        )
+    return errors

@@ -1,0 +1,103 @@
+"""The one settings object over ``settings.CONNECT_SETTINGS``.
+
+Values are read lazily on attribute access and cached until Django's ``setting_changed``
+signal fires for ``CONNECT_SETTINGS`` (so ``override_settings`` works); unknown names are an
+``ImproperlyConfigured`` error rather than a silent typo.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+#: Production install-key servers, tried in order (PROTOCOL.md section 3).
+ATLASSIAN_KEY_SERVERS = (
+    "https://asap-distribution.us-west-2.prod.atl-asap.net",
+    "https://connect-install-keys.atlassian.com",
+)
+
+#: Atlassian's cloud product domains.
+ATLASSIAN_HOSTS = ("*.atlassian.net", "*.jira.com", "*.jira-dev.com")
+
+DEFAULTS: dict[str, Any] = {
+    #: The app key (descriptor ``key``); issuer of our session tokens.
+    "APP_KEY": "",
+    #: The app's public base URL: the descriptor ``baseUrl`` and the signed-install ``aud``.
+    "BASE_URL": "",
+    #: Other base URLs a signed install may be addressed to (an old domain, a tunnel).
+    "ALLOWED_BASE_URLS": [],
+    #: Extra descriptor content merged into the generated one (name, modules, scopes, ...).
+    "DESCRIPTOR": {},
+    #: Install-key servers, tried in order; point tests and the host emulator at their own.
+    "INSTALL_KEY_SERVERS": list(ATLASSIAN_KEY_SERVERS),
+    #: Seconds to wait for one key server.
+    "INSTALL_KEY_TIMEOUT": 5.0,
+    #: fnmatch patterns for tenant base-URL host names allowed to install.
+    "HOST_ALLOWLIST": list(ATLASSIAN_HOSTS),
+    #: Clock-skew leeway in seconds for every token check.
+    "JWT_LEEWAY": 30,
+    #: Lifetime of app session tokens (``X-acpt``), in seconds; sliding.
+    "SESSION_TOKEN_TTL": 900,
+    #: Encryption keys for shared secrets at rest, newest first. Empty: derived from
+    #: SECRET_KEY (system check W004 warns).
+    "SECRET_KEYS": [],
+    #: Largest lifecycle request body accepted, in bytes.
+    "MAX_LIFECYCLE_BODY": 64 * 1024,
+    #: Days an uninstalled tenant's data is kept before ``connect_purge`` deletes it.
+    "UNINSTALLED_RETENTION_DAYS": 30,
+    #: Django cache alias for tenant lookups, and their lifetime in seconds.
+    "TENANT_CACHE": "default",
+    "TENANT_CACHE_TTL": 300,
+}
+
+
+class ConnectSettings:
+    """Attribute access to CONNECT_SETTINGS with DEFAULTS filled in."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        user = getattr(django_settings, "CONNECT_SETTINGS", None) or {}
+        if not isinstance(user, dict):
+            raise ImproperlyConfigured("CONNECT_SETTINGS must be a dict.")
+        unknown = sorted(set(user) - set(DEFAULTS))
+        if unknown:
+            raise ImproperlyConfigured(
+                f"Unknown CONNECT_SETTINGS key(s): {', '.join(unknown)}. "
+                f"Known keys: {', '.join(sorted(DEFAULTS))}."
+            )
+        merged = {**DEFAULTS, **user}
+        merged["BASE_URL"] = str(merged["BASE_URL"]).rstrip("/")
+        return merged
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._cache is None:
+            self._cache = self._load()
+        try:
+            return self._cache[name]
+        except KeyError:
+            raise AttributeError(f"Unknown connect_settings setting: {name}") from None
+
+    def reload(self) -> None:
+        self._cache = None
+        # Objects built from settings (key fetcher, cipher) are rebuilt on next use.
+        from . import crypto, install_keys
+
+        crypto.reset()
+        install_keys.reset()
+
+
+connect_settings = ConnectSettings()
+
+
+@receiver(setting_changed)
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("CONNECT_SETTINGS", "SECRET_KEY", "DEBUG"):
+        connect_settings.reload()

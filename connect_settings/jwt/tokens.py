@@ -1,0 +1,161 @@
+"""Decoding, verifying and minting Connect tokens on top of PyJWT.
+
+Each verification pins exactly one algorithm, requires ``exp`` and ``iat``, applies a leeway
+and translates PyJWT's exceptions into :class:`TokenError` codes that never echo the token.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import jwt as pyjwt
+
+from .canonical import CONTEXT_QSH
+from .errors import TokenError
+
+__all__ = [
+    "CONTEXT_QSH",
+    "mint_hs256",
+    "mint_rs256",
+    "read_unverified",
+    "verify_hs256",
+    "verify_rs256",
+]
+
+#: The longest token we look at; real Connect tokens are well under 2 KiB.
+MAX_TOKEN_LENGTH = 8192
+
+
+def read_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and claims of a token without checking its signature (to choose the key)."""
+    if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+        raise TokenError("The token is not a JWT.", code="malformed_token")
+    try:
+        header = pyjwt.get_unverified_header(token)
+        claims = pyjwt.decode(token, options={"verify_signature": False})
+    except pyjwt.PyJWTError as err:
+        raise TokenError("The token is not a JWT.", code="malformed_token") from err
+    if not isinstance(claims, dict):
+        raise TokenError("The token's claims are not an object.", code="malformed_token")
+    return header, claims
+
+
+def _translate(err: pyjwt.PyJWTError) -> TokenError:
+    # Order matters: several of these subclass each other in PyJWT.
+    if isinstance(err, pyjwt.ExpiredSignatureError):
+        return TokenError("The token has expired.", code="token_expired")
+    if isinstance(err, pyjwt.ImmatureSignatureError):
+        return TokenError("The token is not yet valid.", code="token_not_yet_valid")
+    if isinstance(err, pyjwt.MissingRequiredClaimError):
+        return TokenError(f"The token has no '{err.claim}' claim.", code="missing_claim")
+    if isinstance(err, pyjwt.InvalidAudienceError):
+        return TokenError("The token's audience is not this app.", code="invalid_audience")
+    if isinstance(err, pyjwt.InvalidIssuerError):
+        return TokenError("The token's issuer is not accepted.", code="invalid_issuer")
+    if isinstance(err, pyjwt.InvalidAlgorithmError):
+        return TokenError("The token's algorithm is not accepted here.", code="wrong_algorithm")
+    if isinstance(err, pyjwt.InvalidSignatureError):
+        return TokenError("The token's signature does not verify.", code="bad_signature")
+    if isinstance(err, pyjwt.InvalidKeyError):
+        return TokenError("The verification key is not usable.", code="bad_signature")
+    if isinstance(err, pyjwt.DecodeError):
+        return TokenError("The token is not a JWT.", code="malformed_token")
+    return TokenError("The token is not valid.", code="invalid_token")
+
+
+def _check_alg(header: Mapping[str, Any], alg: str) -> None:
+    if header.get("alg") != alg:
+        raise TokenError(f"Only {alg} tokens are accepted here.", code="wrong_algorithm")
+
+
+def verify_hs256(
+    token: str,
+    secret: str,
+    *,
+    leeway: float = 30,
+    header: Mapping[str, Any] | None = None,
+    require: Iterable[str] = ("iss", "iat", "exp"),
+) -> dict[str, Any]:
+    """Verify an HS256 token with a shared secret and return its claims.
+
+    ``aud`` is not checked by PyJWT here (host tokens rarely carry it); the caller decides.
+    """
+    if header is None:
+        header, _ = read_unverified(token)
+    _check_alg(header, "HS256")
+    try:
+        return pyjwt.decode(
+            token,
+            secret,
+            algorithms=["HS256"],
+            leeway=leeway,
+            options={"require": list(require), "verify_aud": False},
+        )
+    except pyjwt.PyJWTError as err:
+        raise _translate(err) from err
+
+
+def verify_rs256(
+    token: str,
+    public_key: Any,
+    *,
+    audience: Iterable[str],
+    leeway: float = 30,
+    header: Mapping[str, Any] | None = None,
+    require: Iterable[str] = ("iss", "iat", "exp", "aud"),
+    verify_aud: bool = True,
+) -> dict[str, Any]:
+    """Verify an RS256 token (signed installs) against a PEM string or key object.
+
+    ``verify_aud=False`` lets the caller compare ``aud`` itself (e.g. ignoring a trailing
+    slash, which PyJWT's exact comparison would not).
+    """
+    if header is None:
+        header, _ = read_unverified(token)
+    _check_alg(header, "RS256")
+    try:
+        return pyjwt.decode(
+            token,
+            public_key,
+            algorithms=["RS256"],
+            audience=list(audience) or None,
+            leeway=leeway,
+            options={"require": list(require), "verify_aud": verify_aud},
+        )
+    except pyjwt.PyJWTError as err:
+        raise _translate(err) from err
+
+
+def _with_times(claims: Mapping[str, Any], ttl: int, now: float | None) -> dict[str, Any]:
+    issued = int(now if now is not None else time.time())
+    out = {"iat": issued, "exp": issued + ttl}
+    out.update(claims)
+    return out
+
+
+def mint_hs256(
+    claims: Mapping[str, Any], secret: str, *, ttl: int = 180, now: float | None = None
+) -> str:
+    """An HS256 token; ``iat``/``exp`` are added unless the claims set them."""
+    return pyjwt.encode(
+        _with_times(claims, ttl, now), secret, algorithm="HS256", headers={"typ": "JWT"}
+    )
+
+
+def mint_rs256(
+    claims: Mapping[str, Any],
+    private_key: Any,
+    *,
+    kid: str,
+    ttl: int = 180,
+    now: float | None = None,
+) -> str:
+    """An RS256 token with ``kid`` in its header (what Atlassian signs installs with)."""
+    return pyjwt.encode(
+        _with_times(claims, ttl, now),
+        private_key,
+        algorithm="RS256",
+        headers={"typ": "JWT", "kid": kid},
+    )

@@ -1,0 +1,107 @@
+"""Tenants (one per installed site) and their settings."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from . import crypto
+
+
+class ProductType(models.TextChoices):
+    JIRA = "jira", "Jira"
+    CONFLUENCE = "confluence", "Confluence"
+
+
+class Tenant(models.Model):
+    """One installation of the app into one Atlassian site, keyed by ``clientKey``.
+
+    The shared secret is stored encrypted (``shared_secret_encrypted``); read and write it
+    through :attr:`shared_secret`. It never appears in ``__str__`` or ``repr``.
+    """
+
+    client_key = models.CharField(_("client key"), max_length=255, unique=True)
+    addon_key = models.CharField(_("app key"), max_length=255)
+    shared_secret_encrypted = models.TextField(editable=False)
+    base_url = models.URLField(_("base URL"), max_length=512)
+    display_url = models.URLField(_("display URL"), max_length=512, blank=True)
+    display_url_servicedesk_help_center = models.URLField(max_length=512, blank=True)
+    product_type = models.CharField(
+        _("product"), max_length=32, choices=ProductType.choices, blank=True
+    )
+    description = models.TextField(blank=True)
+    server_version = models.CharField(max_length=64, blank=True)
+    plugins_version = models.CharField(max_length=64, blank=True)
+    service_entitlement_number = models.CharField(max_length=255, blank=True)
+    entitlement_id = models.CharField(max_length=255, blank=True)
+    entitlement_number = models.CharField(max_length=255, blank=True)
+    oauth_client_id = models.CharField(max_length=255, blank=True)
+    installation_id = models.CharField(max_length=255, blank=True, db_index=True)
+
+    installed = models.BooleanField(_("installed"), default=True)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    installed_at = models.DateTimeField(default=timezone.now)
+    uninstalled_at = models.DateTimeField(null=True, blank=True)
+    enabled_changed_at = models.DateTimeField(null=True, blank=True)
+    secret_rotated_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("tenant")
+        verbose_name_plural = _("tenants")
+        ordering = ["client_key"]
+        indexes = [models.Index(fields=["installed", "uninstalled_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.base_url or '?'} ({self.client_key})"
+
+    def __repr__(self) -> str:
+        return f"<Tenant {self.client_key!r} installed={self.installed} enabled={self.enabled}>"
+
+    @property
+    def shared_secret(self) -> str:
+        return crypto.decrypt(self.shared_secret_encrypted)
+
+    @shared_secret.setter
+    def shared_secret(self, value: str) -> None:
+        self.shared_secret_encrypted = crypto.encrypt(value)
+
+    @property
+    def state(self) -> str:
+        if not self.installed:
+            return "uninstalled"
+        return "enabled" if self.enabled else "disabled"
+
+    @property
+    def base_path(self) -> str:
+        """The product's context path (``/wiki`` for Confluence), for qsh of app->host calls."""
+        return urlsplit(self.base_url).path.rstrip("/")
+
+
+class AddonSetting(models.Model):
+    """One per-tenant key/value pair; the value is any JSON document."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="settings")
+    key = models.CharField(_("key"), max_length=255)
+    value = models.JSONField(_("value"), null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("app setting")
+        verbose_name_plural = _("app settings")
+        ordering = ["tenant", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "key"], name="connect_setting_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} (tenant {self.tenant_id})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "value": self.value}

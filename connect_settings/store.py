@@ -1,0 +1,128 @@
+"""Per-tenant settings with ACE's verbs: ``get``, ``set``, ``delete``, ``all`` (+ async twins).
+
+Values are JSON documents (no pickle). Tenants are found through the shared tenant cache, so
+a ``get`` is one indexed query on the settings table.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import IntegrityError, transaction
+
+from .exceptions import ConnectError, SettingValueError
+from .models import AddonSetting, Tenant
+from .signals import setting_changed
+from .tenants import get_tenant
+
+__all__ = ["UnknownTenant", "aall", "adelete", "aget", "all", "aset", "delete", "get", "set"]
+
+MAX_KEY_LENGTH = 255
+
+
+class UnknownTenant(ConnectError, LookupError):
+    code = "unknown_tenant"
+    status = 404
+
+
+def _tenant(client_key: str) -> Tenant:
+    tenant = get_tenant(client_key)
+    if tenant is None:
+        raise UnknownTenant("No tenant has that client key.")
+    return tenant
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+        raise SettingValueError(
+            f"A setting key must be a string of 1 to {MAX_KEY_LENGTH} characters."
+        )
+
+
+def _check_value(value: Any) -> None:
+    try:
+        # allow_nan=False: NaN and Infinity are not JSON and PostgreSQL's jsonb refuses them.
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise SettingValueError(f"The value is not JSON-serialisable: {err}") from err
+
+
+def _notify(tenant: Tenant, key: str, old: Any, new: Any, deleted: bool) -> None:
+    transaction.on_commit(
+        lambda: setting_changed.send(
+            sender=AddonSetting,
+            tenant=tenant,
+            key=key,
+            old_value=old,
+            new_value=new,
+            deleted=deleted,
+        )
+    )
+
+
+def get(key: str, client_key: str, default: Any = None) -> Any:
+    """The stored value, or ``default`` when the key (or the tenant) has none."""
+    tenant = get_tenant(client_key)
+    if tenant is None:
+        return default
+    rows = AddonSetting.objects.filter(tenant_id=tenant.pk, key=key).values_list("value", flat=True)
+    for value in rows[:1]:
+        return value
+    return default
+
+
+def set(key: str, value: Any, client_key: str) -> Any:
+    """Store ``value`` under ``key`` (atomic upsert); returns the value."""
+    _check_key(key)
+    _check_value(value)
+    tenant = _tenant(client_key)
+    with transaction.atomic():
+        row = AddonSetting.objects.select_for_update().filter(tenant_id=tenant.pk, key=key).first()
+        if row is None:
+            try:
+                with transaction.atomic():
+                    AddonSetting.objects.create(tenant_id=tenant.pk, key=key, value=value)
+                _notify(tenant, key, None, value, deleted=False)
+                return value
+            except IntegrityError:
+                # Another writer inserted the key first: lock its row and update it.
+                row = AddonSetting.objects.select_for_update().get(tenant_id=tenant.pk, key=key)
+        old = row.value
+        if old != value:
+            row.value = value
+            row.save(update_fields=["value", "updated_at"])
+            _notify(tenant, key, old, value, deleted=False)
+    return value
+
+
+def delete(key: str, client_key: str) -> bool:
+    """Remove ``key``; True when something was deleted."""
+    tenant = get_tenant(client_key)
+    if tenant is None:
+        return False
+    with transaction.atomic():
+        row = AddonSetting.objects.select_for_update().filter(tenant_id=tenant.pk, key=key).first()
+        if row is None:
+            return False
+        old = row.value
+        row.delete()
+        _notify(tenant, key, old, None, deleted=True)
+    return True
+
+
+def all(client_key: str) -> dict[str, Any]:
+    """Every setting of the tenant as ``{key: value}``."""
+    tenant = get_tenant(client_key)
+    if tenant is None:
+        return {}
+    return dict(
+        AddonSetting.objects.filter(tenant_id=tenant.pk).order_by("key").values_list("key", "value")
+    )
+
+
+aget = sync_to_async(get)
+aset = sync_to_async(set)
+adelete = sync_to_async(delete)
+aall = sync_to_async(all)

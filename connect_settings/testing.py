@@ -1,0 +1,270 @@
+"""Test helpers for projects that use connect_settings, shipped as a pytest plugin.
+
+Importing this module must not need configured Django settings (pytest loads plugins before
+pytest-django configures Django), so everything Django-specific is imported inside functions.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+__all__ = ["KeyServer", "generate_rsa_key", "public_pem"]
+
+
+def generate_rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def public_pem(private_key: rsa.RSAPrivateKey) -> bytes:
+    return private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+class KeyServer:
+    """A real HTTP install-key server on 127.0.0.1: ``GET /<kid>`` answers a PEM key.
+
+    ``mode`` switches its behaviour for fault tests: ``"ok"``, ``"down"`` (500),
+    ``"garbage"`` (200 with a body that is not a key), ``"slow"`` (waits ``delay`` seconds,
+    released early by :meth:`stop`). ``requests`` counts the GETs it received.
+    """
+
+    def __init__(self) -> None:
+        self.keys: dict[str, rsa.RSAPrivateKey] = {}
+        self.mode = "ok"
+        self.delay = 5.0
+        self.requests = 0
+        self._release = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests += 1
+                kid = self.path.lstrip("/")
+                if server.mode == "slow":
+                    server._release.wait(server.delay)
+                if server.mode == "down":
+                    self._send(500, b"down")
+                elif server.mode == "garbage":
+                    self._send(200, b"-----BEGIN PUBLIC KEY-----\nnot a key\n")
+                elif kid in server.keys:
+                    self._send(200, public_pem(server.keys[kid]))
+                else:
+                    self._send(404, b"not found")
+
+            def _send(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-pem-file")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        # serve_forever() checks for shutdown every poll_interval (default 0.5 s): keep stop()
+        # from adding half a second to every test that uses a key server.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def add_key(self, kid: str, key: rsa.RSAPrivateKey | None = None) -> rsa.RSAPrivateKey:
+        self.keys[kid] = key or generate_rsa_key()
+        return self.keys[kid]
+
+    def start(self) -> KeyServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._release.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@pytest.fixture
+def connect_key_server() -> Iterator[KeyServer]:
+    """A started :class:`KeyServer` on a free port; stopped after the test."""
+    server = KeyServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# --- tokens and tenants -------------------------------------------------------------------
+
+DEFAULT_SECRET = "test-shared-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+
+def page_token(
+    client_key: str,
+    secret: str,
+    method: str,
+    url: str,
+    *,
+    sub: str | None = "557058:test-user",
+    ttl: int = 180,
+    now: float | None = None,
+    base_path: str | None = None,
+    qsh: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """A host token (iss = ``client_key``) whose qsh covers ``method`` + ``url``.
+
+    ``base_path`` defaults to the path of CONNECT_SETTINGS['BASE_URL']; pass ``qsh`` to
+    override (e.g. ``"context-qsh"`` for a context JWT).
+    """
+    from .jwt.canonical import query_string_hash_from_url
+    from .jwt.tokens import mint_hs256
+
+    if qsh is None:
+        if base_path is None:
+            from urllib.parse import urlsplit
+
+            from .conf import connect_settings
+
+            base_path = urlsplit(connect_settings.BASE_URL).path
+        qsh = query_string_hash_from_url(method, url, base_path)
+    claims: dict[str, Any] = {"iss": client_key, "qsh": qsh, "context": {}}
+    if sub:
+        claims["sub"] = sub
+    claims.update(extra or {})
+    return mint_hs256(claims, secret, ttl=ttl, now=now)
+
+
+def signed_url(client_key: str, secret: str, url: str, **kwargs: Any) -> str:
+    """``url`` with a ``jwt`` parameter for a GET, as the product loads an iframe."""
+    token = page_token(client_key, secret, "GET", url, **kwargs)
+    return f"{url}{'&' if '?' in url else '?'}jwt={token}"
+
+
+def install_payload(client_key: str = "test-client-key", **overrides: Any) -> dict[str, Any]:
+    """A complete install payload (PROTOCOL.md section 3) for the configured app."""
+    from .conf import connect_settings
+
+    payload = {
+        "key": connect_settings.APP_KEY,
+        "clientKey": client_key,
+        "sharedSecret": DEFAULT_SECRET,
+        "baseUrl": "https://example.atlassian.net",
+        "displayUrl": "https://example.atlassian.net",
+        "productType": "jira",
+        "description": "Atlassian JIRA at https://example.atlassian.net",
+        "serverVersion": "100000",
+        "pluginsVersion": "1001.0.0",
+        "serviceEntitlementNumber": "SEN-1",
+        "entitlementId": "ent-1",
+        "entitlementNumber": "E-1",
+        "oauthClientId": "oauth-1",
+        "eventType": "installed",
+        "installationId": "ari:cloud:ecosystem::installation/00000000-0000-0000-0000-000000000001",
+    }
+    payload.update(overrides)
+    return payload
+
+
+def make_tenant(
+    client_key: str = "test-client-key", shared_secret: str = DEFAULT_SECRET, **fields: Any
+) -> Any:
+    """Create (or replace) an installed, enabled tenant directly in the database."""
+    from .models import Tenant
+    from .tenants import invalidate
+
+    defaults: dict[str, Any] = {
+        "addon_key": "test-app",
+        "base_url": "https://example.atlassian.net",
+        "product_type": "jira",
+        "installed": True,
+        "enabled": True,
+    }
+    defaults.update(fields)
+    tenant, _ = Tenant.objects.update_or_create(client_key=client_key, defaults=defaults)
+    tenant.shared_secret = shared_secret
+    tenant.save()
+    invalidate(client_key)
+    return tenant
+
+
+class Installer:
+    """Signs installs like Atlassian does: RS256 from a real key server on 127.0.0.1."""
+
+    def __init__(self, key_server: KeyServer, kid: str = "test/kid-1") -> None:
+        self.key_server = key_server
+        self.kid = kid
+        self.private_key = key_server.keys.get(kid) or key_server.add_key(kid)
+
+    def token(
+        self,
+        client_key: str,
+        path: str = "/installed",
+        *,
+        aud: str | list[str] | None = None,
+        iss: str | None = None,
+        kid: str | None = None,
+        ttl: int = 180,
+        now: float | None = None,
+        qsh: str | None = None,
+        key: Any = None,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
+        from urllib.parse import urlsplit
+
+        from .conf import connect_settings
+        from .jwt.canonical import query_string_hash
+        from .jwt.tokens import mint_rs256
+
+        base = connect_settings.BASE_URL
+        claims: dict[str, Any] = {
+            "iss": client_key if iss is None else iss,
+            "aud": [base] if aud is None else aud,
+            "qsh": qsh
+            if qsh is not None
+            else query_string_hash("POST", path, "", urlsplit(base).path),
+            "context": {},
+        }
+        claims.update(extra or {})
+        return mint_rs256(claims, key or self.private_key, kid=kid or self.kid, ttl=ttl, now=now)
+
+    def post(self, client: Any, path: str, payload: dict[str, Any], **kwargs: Any) -> Any:
+        """POST ``payload`` to ``path`` through a Django test client, signed for it."""
+        import json
+
+        token = kwargs.pop("token", None) or self.token(payload.get("clientKey", ""), path)
+        return client.post(
+            path,
+            data=json.dumps(payload),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"JWT {token}",
+            **kwargs,
+        )
+
+
+@pytest.fixture
+def connect_installer(connect_key_server: KeyServer, settings: Any) -> Installer:
+    """An :class:`Installer` whose key server the app under test trusts."""
+    settings.CONNECT_SETTINGS = {
+        **settings.CONNECT_SETTINGS,
+        "INSTALL_KEY_SERVERS": [connect_key_server.url],
+    }
+    return Installer(connect_key_server)
+
+
+@pytest.fixture
+def connect_tenant(db: Any) -> Any:
+    """An installed tenant with a known shared secret (``testing.DEFAULT_SECRET``)."""
+    return make_tenant()

@@ -1,0 +1,100 @@
+"""Settings of the demo project, read from the environment with django-environ.
+
+Every name here is documented in the README; defaults give a working local demo on SQLite.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="demo-insecure-secret-key-change-me-0123456789")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "connect_settings",
+    "demo_project",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "connect_settings.middleware.ConnectMiddleware",
+]
+
+ROOT_URLCONF = "demo_project.urls"
+WSGI_APPLICATION = "demo_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # The demo's own templates (and overrides of the package's) come first.
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "connect_settings.context_processors.connect",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'demo.sqlite3'}")}
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://connect-demo")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+_loopback = ["127.0.0.1", "localhost"] if DEBUG else []
+CONNECT_SETTINGS = {
+    "APP_KEY": env.str("CONNECT_APP_KEY", default="com.example.connect-settings-demo"),
+    "BASE_URL": env.str("CONNECT_BASE_URL", default="http://127.0.0.1:8000"),
+    "INSTALL_KEY_SERVERS": env.list(
+        "CONNECT_INSTALL_KEY_SERVERS",
+        default=[
+            "https://asap-distribution.us-west-2.prod.atl-asap.net",
+            "https://connect-install-keys.atlassian.com",
+        ],
+    ),
+    "HOST_ALLOWLIST": env.list(
+        "CONNECT_HOST_ALLOWLIST",
+        default=["*.atlassian.net", "*.jira.com", "*.jira-dev.com", *_loopback],
+    ),
+    "SECRET_KEYS": env.list("CONNECT_SECRET_KEYS", default=[]),
+    "DESCRIPTOR": {
+        "name": "Connect Settings Demo",
+        "description": "A Django app installed through connect_settings.",
+        "vendor": {"name": "connect_settings", "url": "https://example.com"},
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"connect_settings": {"handlers": ["console"], "level": "INFO"}},
+}
