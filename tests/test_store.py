@@ -1,0 +1,112 @@
+"""connect_settings.store: ACE's verbs over AddonSetting, sync and async."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from connect_settings import signals, store
+from connect_settings.exceptions import SettingValueError
+from connect_settings.models import AddonSetting
+from connect_settings.testing import make_tenant
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def changes(django_capture_on_commit_callbacks: Any) -> Any:
+    seen: list[dict[str, Any]] = []
+
+    def receiver(**kwargs: Any) -> None:
+        seen.append(kwargs)
+
+    signals.setting_changed.connect(receiver)
+    yield seen
+    signals.setting_changed.disconnect(receiver)
+
+
+def test_set_get_all_delete(connect_tenant, changes, django_capture_on_commit_callbacks):
+    assert store.get("missing", "test-client-key") is None
+    assert store.get("missing", "test-client-key", default={"d": 1}) == {"d": 1}
+    with django_capture_on_commit_callbacks(execute=True):
+        store.set("config", {"a": [1, 2, {"b": None}], "s": "ü"}, "test-client-key")
+        store.set("count", 3, "test-client-key")
+        store.set("count", 4, "test-client-key")
+        store.set("count", 4, "test-client-key")  # unchanged: no write, no signal
+    assert store.get("config", "test-client-key") == {"a": [1, 2, {"b": None}], "s": "ü"}
+    assert store.all("test-client-key") == {
+        "config": {"a": [1, 2, {"b": None}], "s": "ü"},
+        "count": 4,
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        assert store.delete("count", "test-client-key") is True
+    assert store.delete("count", "test-client-key") is False
+    assert store.get("count", "test-client-key") is None
+    assert [(c["key"], c["old_value"], c["new_value"], c["deleted"]) for c in changes] == [
+        ("config", None, {"a": [1, 2, {"b": None}], "s": "ü"}, False),
+        ("count", None, 3, False),
+        ("count", 3, 4, False),
+        ("count", 4, None, True),
+    ]
+    assert all(c["tenant"].client_key == "test-client-key" for c in changes)
+
+
+def test_settings_are_per_tenant(connect_tenant):
+    make_tenant("other", "other-secret-0123456789-0123456789-0123456789")
+    store.set("k", "mine", "test-client-key")
+    store.set("k", "theirs", "other")
+    assert store.get("k", "test-client-key") == "mine"
+    assert store.get("k", "other") == "theirs"
+    assert store.all("other") == {"k": "theirs"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [object(), {1, 2}, b"bytes", math.nan, math.inf, {"x": object()}],
+    ids=["object", "set", "bytes", "nan", "inf", "nested-object"],
+)
+def test_non_json_values_raise_and_store_nothing(connect_tenant, value):
+    store.set("k", "before", "test-client-key")
+    with pytest.raises(SettingValueError, match="not JSON-serialisable"):
+        store.set("k", value, "test-client-key")
+    assert store.get("k", "test-client-key") == "before"
+    assert AddonSetting.objects.count() == 1
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256, None, 5])
+def test_invalid_keys_raise(connect_tenant, key):
+    with pytest.raises(SettingValueError):
+        store.set(key, 1, "test-client-key")
+    assert not AddonSetting.objects.exists()
+
+
+def test_unknown_tenant(db):
+    assert store.get("k", "nobody") is None
+    assert store.all("nobody") == {}
+    assert store.delete("k", "nobody") is False
+    with pytest.raises(store.UnknownTenant):
+        store.set("k", 1, "nobody")
+    with pytest.raises(LookupError):
+        store.set("k", 1, "nobody")
+
+
+def test_key_of_255_characters_fits(connect_tenant):
+    store.set("k" * 255, True, "test-client-key")
+    assert store.get("k" * 255, "test-client-key") is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_async_twins():
+    make_tenant()
+
+    async def scenario() -> tuple[Any, ...]:
+        await store.aset("k", [1, "two"], "test-client-key")
+        got = await store.aget("k", "test-client-key")
+        everything = await store.aall("test-client-key")
+        deleted = await store.adelete("k", "test-client-key")
+        return got, everything, deleted, await store.aget("k", "test-client-key", "gone")
+
+    assert async_to_sync(scenario)() == ([1, "two"], {"k": [1, "two"]}, True, "gone")
