@@ -191,6 +191,17 @@ def test_canonical_uri_strips_base_before_trailing_slash_and_ampersand() -> None
             "ids=%3A2&ids=.2&ids=%3A1&ids=.1", "ids=.1,.2,%3A1,%3A2", id="repeated-any-order"
         ),
         pytest.param("v=b&v=a&v=a", "v=a,a,b", id="repeated-duplicates-kept"),
+        # Java and JS sort String values by UTF-16 code units: a surrogate pair (an emoji)
+        # sorts before U+E000-U+FFFF (here U+FF21 and U+FFFD), though after U+D7FF.
+        pytest.param(
+            "v=%EF%BC%A1&v=%F0%9F%98%80", "v=%F0%9F%98%80,%EF%BC%A1", id="repeated-utf16-order"
+        ),
+        pytest.param(
+            "v=%EF%BF%BD&v=%F0%9F%98%80", "v=%F0%9F%98%80,%EF%BF%BD", id="repeated-utf16-fffd"
+        ),
+        pytest.param(
+            "v=%F0%9F%98%80&v=%ED%9F%BF", "v=%ED%9F%BF,%F0%9F%98%80", id="repeated-utf16-d7ff"
+        ),
         pytest.param("v=%2C&v=a", "v=%2C,a", id="comma-in-value-encoded"),
         pytest.param("b=1&a=1&B=1&A=1", "A=1&B=1&a=1&b=1", id="code-point-names"),
         pytest.param("a10=1&a1=2", "a1=2&a10=1", id="name-prefix-first"),

@@ -75,6 +75,14 @@ def _pairs(query: QueryInput) -> list[tuple[str, str]]:
     return list(query)
 
 
+def _utf16_order(value: str) -> bytes:
+    # Repeated values are sorted by their decoded form in UTF-16 code-unit order, as Java
+    # (Collections.sort on String) and JS (Array.prototype.sort) do on the host side. It differs
+    # from code-point order only between astral characters (surrogate pairs, 0xD800-0xDFFF) and
+    # U+E000-U+FFFF, e.g. an emoji sorts before a fullwidth letter.
+    return value.encode("utf-16-be", errors="surrogatepass")
+
+
 def canonical_query(query: QueryInput) -> str:
     """The query part of the canonical request; the ``jwt`` parameter is left out."""
     grouped: dict[str, list[str]] = {}
@@ -83,7 +91,7 @@ def canonical_query(query: QueryInput) -> str:
             continue
         grouped.setdefault(name, []).append(value)
     entries = sorted(
-        (_encode(name), ",".join(_encode(v) for v in sorted(values)))
+        (_encode(name), ",".join(_encode(v) for v in sorted(values, key=_utf16_order)))
         for name, values in grouped.items()
     )
     return "&".join(f"{name}={value}" for name, value in entries)
