@@ -12,7 +12,7 @@ from django.test import Client
 
 from connect_settings import store
 from connect_settings.models import AddonSetting, Tenant
-from connect_settings.testing import install_payload, make_tenant, page_token
+from connect_settings.testing import DEFAULT_SECRET, install_payload, make_tenant, page_token
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -21,6 +21,13 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 def _postgres_only() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://... (CI does)")
+
+
+def _hs_post(client: Client, path: str, client_key: str, secret: str) -> Any:
+    token = page_token(client_key, secret, "POST", path)
+    return client.post(
+        path, data="{}", content_type="application/json", HTTP_AUTHORIZATION=f"JWT {token}"
+    )
 
 
 def _race(workers: int, work: Callable[[int], Any]) -> list[Any]:
@@ -83,9 +90,6 @@ def test_concurrent_store_sets_never_duplicate_rows():
 
 
 def test_concurrent_disabled_and_uninstalled(connect_installer):
-    from connect_settings.testing import DEFAULT_SECRET
-    from tests.test_lifecycle import _hs_post
-
     for _ in range(10):
         assert connect_installer.post(Client(), "/installed", install_payload()).status_code == 204
         calls = [
