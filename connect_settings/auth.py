@@ -121,8 +121,10 @@ _PATH_SAFE = "/!$&'()*+,;=:@~-._"
 def request_path(request: HttpRequest) -> str:
     """The request path as the client sent it (still percent-encoded), for the qsh."""
     raw = request.META.get("RAW_URI") or request.META.get("REQUEST_URI")
-    if raw:
-        return urlsplit(raw).path or "/"
+    if raw and raw.startswith("/") and not raw.startswith("//"):
+        # Origin-form request target: the path is everything before '?'. (urlsplit would read
+        # '//host/x' as a network location and raise on '//[x'.)
+        return raw.split("?", 1)[0].split("#", 1)[0] or "/"
     return quote(request.path, safe=_PATH_SAFE)
 
 

@@ -296,3 +296,20 @@ def test_middleware_sets_request_connect_without_decorator(rf, connect_tenant):
     middleware.process_request(bad)
     middleware.process_view(bad, view, (), {})
     assert bad.connect is None and bad.connect_error.code == "qsh_mismatch"
+
+
+@pytest.mark.parametrize(
+    ("raw_uri", "expected"),
+    [
+        ("/configure?lic=none", "/configure"),
+        ("/a%2Fb/c?x=1", "/a%2Fb/c"),  # the client's own encoding is kept for the qsh
+        ("//evil.example/configure?lic=none", "/configure"),  # not read as a host: falls back
+        ("//[x/configure", "/configure"),  # would make urlsplit raise
+        ("http://host.example/configure?x", "/configure"),  # absolute form: falls back
+    ],
+)
+def test_request_path_from_raw_uri(rf, raw_uri, expected):
+    from connect_settings.auth import request_path
+
+    request = rf.get("/configure", RAW_URI=raw_uri)
+    assert request_path(request) == expected
