@@ -49,9 +49,29 @@ DEFAULTS: dict[str, Any] = {
     "MAX_LIFECYCLE_BODY": 64 * 1024,
     #: Days an uninstalled tenant's data is kept before ``connect_purge`` deletes it.
     "UNINSTALLED_RETENTION_DAYS": 30,
+    #: Outgoing host calls: timeout per attempt (s), retries of idempotent calls on
+    #: 429/502/503/504, urllib3 backoff factor (about 5 s, 10 s, 20 s ... capped at 30 s), and
+    #: the most time spent waiting between attempts of one call (a longer Retry-After ends
+    #: the retrying and is reported to the caller instead).
+    "HTTP_TIMEOUT": 10.0,
+    "HTTP_RETRIES": 4,
+    "HTTP_BACKOFF_FACTOR": 2.5,
+    "HTTP_RETRY_MAX_WAIT": 60.0,
     #: Django cache alias for tenant lookups, and their lifetime in seconds.
     "TENANT_CACHE": "default",
     "TENANT_CACHE_TTL": 300,
+    #: Dotted path to the ``django.forms.Form`` that declares the configure page's settings.
+    #: Empty: the page has nothing to configure.
+    "CONFIGURE_FORM": "",
+    #: The ``AddonSetting`` key under which a tenant's configuration is stored (one JSON object).
+    "CONFIGURE_SETTING_KEY": "appSettings",
+    #: Largest ``POST /configure`` body accepted, in bytes (larger: 413).
+    "MAX_CONFIGURE_BODY": 64 * 1024,
+    #: How many recent changes the configure page lists (the admin shows them all).
+    "CONFIGURE_HISTORY_ON_PAGE": 10,
+    #: The host's JavaScript API, loaded by the configure page when it is framed by a product.
+    #: Empty: never load it (the page works without it).
+    "HOST_SCRIPT_URL": "https://connect-cdn.atl-paas.net/all.js",
 }
 
 
@@ -88,8 +108,9 @@ class ConnectSettings:
     def reload(self) -> None:
         self._cache = None
         # Objects built from settings (key fetcher, cipher) are rebuilt on next use.
-        from . import crypto, install_keys
+        from . import client, crypto, install_keys
 
+        client.reset()
         crypto.reset()
         install_keys.reset()
 

@@ -15,7 +15,20 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-__all__ = ["KeyServer", "generate_rsa_key", "public_pem"]
+__all__ = [
+    "DEFAULT_SECRET",
+    "Installer",
+    "KeyServer",
+    "connect_host",
+    "connect_host_confluence",
+    "connect_host_factory",
+    "generate_rsa_key",
+    "install_payload",
+    "make_tenant",
+    "page_token",
+    "public_pem",
+    "signed_url",
+]
 
 
 def generate_rsa_key() -> rsa.RSAPrivateKey:
@@ -268,3 +281,39 @@ def connect_installer(connect_key_server: KeyServer, settings: Any) -> Installer
 def connect_tenant(db: Any) -> Any:
     """An installed tenant with a known shared secret (``testing.DEFAULT_SECRET``)."""
     return make_tenant()
+
+
+# --- the host emulator ---------------------------------------------------------------------
+
+from .host.testing import (  # noqa: E402  (re-exported fixtures of the emulator)
+    connect_host,
+    connect_host_confluence,
+    connect_host_factory,
+)
+
+
+@pytest.fixture
+def connect_live_install(
+    live_server: Any, connect_host_factory: Any, settings: Any, transactional_db: Any
+) -> Any:
+    """Install the app running on ``live_server`` into a fresh emulator, for real.
+
+    ``install("jira" | "confluence", **emulator_options)`` returns ``(emulator, tenant)``;
+    the app trusts each emulator's key server and loopback tenant hosts.
+    """
+    from .models import Tenant
+
+    def install(product: str = "jira", **options: Any) -> tuple[Any, Any]:
+        emulator = connect_host_factory(product, **options)
+        current = settings.CONNECT_SETTINGS
+        servers = [s for s in current.get("INSTALL_KEY_SERVERS", []) if "127.0.0.1" in s]
+        settings.CONNECT_SETTINGS = {
+            **current,
+            "BASE_URL": live_server.url,
+            "INSTALL_KEY_SERVERS": [*servers, emulator.key_server_url],
+            "HOST_ALLOWLIST": ["127.0.0.1", "localhost"],
+        }
+        emulator.install(live_server.url)
+        return emulator, Tenant.objects.get(client_key=emulator.client_key)
+
+    return install
