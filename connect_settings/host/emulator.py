@@ -99,8 +99,12 @@ class Emulator:
         self.properties_api = PropertiesApi(
             self.state, base_url=self.base_url, context_path=self.product.context_path
         )
+        # A short poll interval makes stop() (and so every test teardown) quick.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"connect-host-{self.port}", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"connect-host-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self
