@@ -37,6 +37,7 @@ class Received:
     claims: dict[str, Any]
     body: dict[str, Any]
     error: str = ""
+    token: str = ""
 
 
 @dataclass
@@ -173,7 +174,7 @@ class FakeApp:
         body = json.loads(raw or b"{}")
         auth = handler.headers.get("Authorization", "")
         token = auth[4:] if auth.startswith("JWT ") else ""
-        record = Received(event, parts.path, {}, {}, body)
+        record = Received(event, parts.path, {}, {}, body, token=token)
         try:
             record.header, _ = read_unverified(token)
             record.claims = self._verify(event, token, record.header, parts.path, parts.query)
