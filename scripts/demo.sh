@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Fresh clone -> running demo: a virtualenv, the SQLite database, and the demo app on
-# http://127.0.0.1:8000. Ctrl-C stops it.
+# Fresh clone -> running demo: a virtualenv, the SQLite database, the demo app on
+# http://127.0.0.1:8000 and a local Jira emulator with the app installed into it. It prints
+# the URL to open; Ctrl-C stops both. Extra arguments go to `manage.py connect_demo`
+# (e.g. --product confluence).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
-.venv/bin/python manage.py migrate --noinput
-exec .venv/bin/python manage.py runserver 127.0.0.1:8000
+exec .venv/bin/python manage.py connect_demo "$@"
