@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from . import store
+from . import configure_admin, store  # noqa: F401  (configure_admin registers its admins)
 from .models import AddonSetting, Tenant
 
 

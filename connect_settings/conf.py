@@ -72,6 +72,18 @@ DEFAULTS: dict[str, Any] = {
     #: The host's JavaScript API, loaded by the configure page when it is framed by a product.
     #: Empty: never load it (the page works without it).
     "HOST_SCRIPT_URL": "https://connect-cdn.atl-paas.net/all.js",
+    #: Dotted path to the ``django.forms.Form`` that declares the configure page's settings.
+    #: Empty: the page has nothing to configure.
+    "CONFIGURE_FORM": "",
+    #: The ``AddonSetting`` key under which a tenant's configuration is stored (one JSON object).
+    "CONFIGURE_SETTING_KEY": "appSettings",
+    #: Largest ``POST /configure`` body accepted, in bytes (larger: 413).
+    "MAX_CONFIGURE_BODY": 64 * 1024,
+    #: How many recent changes the configure page lists (the admin shows them all).
+    "CONFIGURE_HISTORY_ON_PAGE": 10,
+    #: The host's JavaScript API, loaded by the configure page when it is framed by a product.
+    #: Empty: never load it (the page works without it).
+    "HOST_SCRIPT_URL": "https://connect-cdn.atl-paas.net/all.js",
 }
 
 

@@ -105,3 +105,68 @@ class AddonSetting(models.Model):
 
     def as_dict(self) -> dict[str, Any]:
         return {"key": self.key, "value": self.value}
+
+
+class Configuration(models.Model):
+    """The version of a tenant's configure-form settings (the values live in ``AddonSetting``
+    under ``CONFIGURE_SETTING_KEY``). Saves lock this row, so a version check and the write
+    that follows it cannot interleave with another save of the same tenant."""
+
+    tenant = models.OneToOneField(
+        Tenant, on_delete=models.CASCADE, primary_key=True, related_name="configuration"
+    )
+    version = models.PositiveIntegerField(_("version"), default=0)
+    updated_at = models.DateTimeField(_("updated at"), null=True, blank=True)
+    #: Who saved last: an Atlassian accountId, or ``staff:<username>`` for the Django admin.
+    updated_by = models.CharField(_("updated by"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("configuration")
+        verbose_name_plural = _("configurations")
+        ordering = ["tenant"]
+
+    def __str__(self) -> str:
+        return f"configuration v{self.version} of tenant {self.tenant_id}"
+
+
+class ConfigurationChange(models.Model):
+    """One save that changed a tenant's configuration: who, when, and each changed field's
+    old and new value (secrets as ``{"secret": true, "set": <bool>}``, never in clear)."""
+
+    class Source(models.TextChoices):
+        PAGE = "page", _("configure page or API")
+        ADMIN = "admin", _("Django admin")
+
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="configuration_changes"
+    )
+    version = models.PositiveIntegerField(_("version"))
+    changed_at = models.DateTimeField(_("changed at"), default=timezone.now)
+    #: The Atlassian accountId from the token (empty when the token named no user).
+    account_id = models.CharField(_("Atlassian account"), max_length=255, blank=True)
+    #: The Django username for admin edits.
+    staff_user = models.CharField(_("staff user"), max_length=150, blank=True)
+    source = models.CharField(_("source"), max_length=16, choices=Source.choices)
+    #: ``{field: {"from": old, "to": new}}``.
+    changes = models.JSONField(_("changes"), default=dict)
+
+    class Meta:
+        verbose_name = _("configuration change")
+        verbose_name_plural = _("configuration changes")
+        ordering = ["-changed_at", "-version"]
+        constraints = [
+            # A second write of the same version would be a lost update: refuse it outright.
+            models.UniqueConstraint(
+                fields=["tenant", "version"], name="connect_config_change_unique_version"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "-changed_at"])]
+
+    def __str__(self) -> str:
+        return f"v{self.version} of tenant {self.tenant_id} ({', '.join(self.changes)})"
+
+    @property
+    def actor(self) -> str:
+        if self.staff_user:
+            return f"{self.staff_user} (staff)"
+        return self.account_id or "unknown user"

@@ -85,6 +85,7 @@ CONNECT_SETTINGS = {
         default=["*.atlassian.net", "*.jira.com", "*.jira-dev.com", *_loopback],
     ),
     "SECRET_KEYS": env.list("CONNECT_SECRET_KEYS", default=[]),
+    "CONFIGURE_FORM": "demo_project.forms.DemoSettingsForm",
     "DESCRIPTOR": {
         "name": "Connect Settings Demo",
         "description": "A Django app installed through connect_settings.",

@@ -1,45 +1,197 @@
-"""The configure page module (``/configure``)."""
+"""``/configure``: the admin's configuration page (GET) and its AJAX save (POST).
+
+Thin HTTP over :mod:`connect_settings.configuration`: authentication, body limits and JSON
+shapes here; validation, versions, history and storage there.
+"""
 
 from __future__ import annotations
 
+import json
+from typing import Any
 from urllib.parse import urlsplit
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_exempt
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
 
-from .. import store
-from ..decorators import authenticate
+from ..conf import connect_settings
+from ..configuration import (
+    ConfigurationConflict,
+    ConfigurationInvalid,
+    current_state,
+    recent_changes,
+    save_configuration,
+    stored_values,
+)
+from ..decorators import authenticate, check_valid_token
+from ..exceptions import BadRequest, ConnectError
+from ..forms import build_form, configure_form_class, describe_change, field_rows
 from ..models import Tenant
-from ..responses import error_response
+from ..payloads import LOOPBACK_HOSTS, UnsupportedMediaType
+from ..responses import error_response, exception_response
+
+#: The only top-level keys a save may carry.
+SAVE_KEYS = frozenset({"values", "version"})
+
+
+class BodyTooLarge(ConnectError):
+    code = "body_too_large"
+    status = 413
+
+
+def _origin(url: str) -> str | None:
+    parts = urlsplit(url or "")
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    return None
+
+
+def tenant_origins(tenant: Tenant) -> list[str]:
+    origins: list[str] = []
+    for url in (tenant.base_url, tenant.display_url):
+        origin = _origin(url)
+        if origin and origin not in origins:
+            origins.append(origin)
+    return origins
 
 
 def frame_ancestors(tenant: Tenant) -> str:
     """CSP ``frame-ancestors`` naming the tenant's own origins only."""
-    origins = []
-    for url in (tenant.base_url, tenant.display_url):
-        parts = urlsplit(url or "")
-        if parts.scheme in ("http", "https") and parts.netloc:
-            origin = f"{parts.scheme}://{parts.netloc}"
-            if origin not in origins:
-                origins.append(origin)
-    return "frame-ancestors " + (" ".join(origins) or "'none'")
+    return "frame-ancestors " + (" ".join(tenant_origins(tenant)) or "'none'")
 
 
-# Framing is limited by CSP frame-ancestors to the tenant's origins instead of X-Frame-Options,
-# which cannot name an origin; other pages keep Django's DENY.
-@xframe_options_exempt
-@require_GET
+def host_script_url(request: HttpRequest, tenant: Tenant) -> str:
+    """The host's JavaScript API for a page framed by the tenant's product, else "".
+
+    Only a framed page (``xdm_e`` present) loads it. A real product gets Atlassian's CDN; a
+    tenant on a loopback host (the emulator, a local product) serves its own copy at
+    ``{baseUrl}/atlassian-connect/all.js``, used only when ``xdm_e`` is the tenant's origin.
+    """
+    xdm_e = request.GET.get("xdm_e")
+    if not xdm_e:
+        return ""
+    if urlsplit(tenant.base_url).hostname in LOOPBACK_HOSTS:
+        if _origin(xdm_e) in tenant_origins(tenant):
+            return tenant.base_url.rstrip("/") + "/atlassian-connect/all.js"
+        return ""
+    return str(connect_settings.HOST_SCRIPT_URL or "")
+
+
+def _no_store(response: HttpResponseBase) -> HttpResponseBase:
+    # The page and the answers carry session tokens and settings: never cache them.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _disabled() -> JsonResponse:
+    return error_response("tenant_disabled", "The app is disabled for this site.", 403)
+
+
 @authenticate
-def configure(request: HttpRequest) -> HttpResponse:
+def _page(request: HttpRequest) -> HttpResponse:
     connect = request.connect  # type: ignore[attr-defined]
-    if not connect.tenant.enabled:
-        return error_response("tenant_disabled", "The app is disabled for this site.", 403)
+    tenant = connect.tenant
+    if not tenant.enabled:
+        return _disabled()
+    form_class = configure_form_class()
+    state = current_state(tenant)
+    form = build_form(form_class, stored_values(tenant))
+    history = [
+        {"change": change, "fields": describe_change(form_class, change.changes)}
+        for change in recent_changes(tenant)
+    ]
     response = render(
         request,
         "connect_settings/configure.html",
-        {"tenant": connect.tenant, "settings": store.all(connect.client_key)},
+        {
+            "tenant": tenant,
+            "form": form,
+            "rows": field_rows(form),
+            "app_settings": {"values": state["values"], "version": state["version"]},
+            "updated_at": state["updated_at"],
+            "history": history,
+            "host_script_url": host_script_url(request, tenant),
+            "save_url": reverse("connect_settings:configure"),
+        },
     )
-    response["Content-Security-Policy"] = frame_ancestors(connect.tenant)
+    response["Content-Security-Policy"] = frame_ancestors(tenant)
+    return _no_store(response)  # type: ignore[return-value]
+
+
+def read_json_object(request: HttpRequest, limit: int) -> dict[str, Any]:
+    """The body as a JSON object of at most ``limit`` bytes (415, 413, 400 otherwise)."""
+    content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise UnsupportedMediaType("The body must be application/json.")
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise BadRequest("Content-Length is not a number.", code="malformed_body") from None
+    if declared > limit:
+        raise BodyTooLarge(f"The body is larger than {limit} bytes.")
+    raw = request.read(limit + 1)
+    if len(raw) > limit:
+        raise BodyTooLarge(f"The body is larger than {limit} bytes.")
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BadRequest("The body is not valid JSON.", code="malformed_body") from None
+    if not isinstance(data, dict):
+        raise BadRequest("The body must be a JSON object.", code="malformed_body")
+    return data
+
+
+def parse_save(body: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+    """``(values, version)`` from ``{"values": {...}, "version": n}``; version may be absent."""
+    unknown = sorted(set(body) - SAVE_KEYS)
+    if unknown:
+        names = ", ".join(repr(k[:40]) for k in unknown[:5])
+        raise BadRequest(f"Unknown key(s) in the body: {names}.", code="invalid_field")
+    if "values" not in body:
+        raise BadRequest("The body has no 'values'.", code="missing_field")
+    values = body["values"]
+    if not isinstance(values, dict):
+        raise BadRequest("'values' must be a JSON object.", code="invalid_field")
+    version = body.get("version")
+    if version is not None and (type(version) is not int or version < 0):
+        raise BadRequest("'version' must be a whole number >= 0.", code="invalid_field")
+    return values, version
+
+
+@check_valid_token
+def _save(request: HttpRequest) -> HttpResponseBase:
+    connect = request.connect  # type: ignore[attr-defined]
+    if not connect.tenant.enabled:
+        return _no_store(_disabled())
+    try:
+        body = read_json_object(request, int(connect_settings.MAX_CONFIGURE_BODY))
+        values, version = parse_save(body)
+        result = save_configuration(
+            connect.tenant, values, version=version, account_id=connect.account_id
+        )
+    except ConfigurationInvalid as err:
+        answer = {"error": err.code, "message": err.message, "errors": err.errors}
+        return _no_store(JsonResponse(answer, status=err.status))
+    except ConfigurationConflict as err:
+        answer = {"error": err.code, "message": err.message, "current": err.current}
+        return _no_store(JsonResponse(answer, status=err.status))
+    except ConnectError as err:
+        return _no_store(exception_response(err))
+    return _no_store(JsonResponse(result.as_json()))
+
+
+# Framing is limited by CSP frame-ancestors to the tenant's origins instead of X-Frame-Options,
+# which cannot name an origin; other pages keep Django's DENY. No CSRF: the JWT is the guard
+# (third-party iframes cannot rely on cookies).
+@xframe_options_exempt
+@csrf_exempt
+def configure(request: HttpRequest) -> HttpResponseBase:
+    if request.method in ("GET", "HEAD"):
+        return _page(request)
+    if request.method == "POST":
+        return _save(request)
+    response = error_response("method_not_allowed", "Use GET or POST.", 405)
+    response["Allow"] = "GET, HEAD, POST"
     return response

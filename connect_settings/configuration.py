@@ -1,0 +1,320 @@
+"""A tenant's configuration: read it, save it (versioned, row-locked, with history).
+
+The values are one JSON object stored through :mod:`connect_settings.store` under
+``CONFIGURE_SETTING_KEY``; the version lives in :class:`~connect_settings.models.Configuration`,
+whose row every save locks. Both the configure page (``views/configure.py``) and the Django
+admin save through :func:`save_configuration`, so they share validation and history.
+
+Submissions (``values``) follow JSON semantics:
+
+- a field left out keeps its current value (the form's ``initial`` if never saved);
+- a secret field takes a string to replace it, ``null`` or ``""`` to clear it, and keeps its
+  value when left out or sent back as the redacted marker ``{"secret": true, ...}``;
+- a name the form does not declare is an error (typos must not vanish silently).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django import forms
+from django.db import transaction
+from django.utils import timezone
+
+from . import store
+from .conf import connect_settings
+from .exceptions import ConnectError
+from .forms import (
+    LineListField,
+    build_form,
+    configure_form_class,
+    effective_values,
+    is_redacted,
+    redact,
+    redacted_secret,
+    secret_field_names,
+    to_json,
+)
+from .models import AddonSetting, Configuration, ConfigurationChange, Tenant
+
+__all__ = [
+    "ConfigurationConflict",
+    "ConfigurationInvalid",
+    "SaveResult",
+    "current_state",
+    "mirror_changes",
+    "recent_changes",
+    "save_configuration",
+    "stored_values",
+    "values_for",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class ConfigurationInvalid(ConnectError):
+    """400: the values do not pass the form's validation; ``errors`` is ``{field: [msg]}``."""
+
+    code = "invalid_configuration"
+    status = 400
+
+    def __init__(self, errors: dict[str, list[str]], form: forms.BaseForm | None = None) -> None:
+        super().__init__("Some values are not valid.")
+        self.errors = errors
+        #: The bound form (for the admin to redisplay; its secret widgets never render values).
+        self.form = form
+
+
+class ConfigurationConflict(ConnectError):
+    """409: the submitted version is not the current one; nothing was stored."""
+
+    code = "conflict"
+    status = 409
+
+    def __init__(self, current: dict[str, Any]) -> None:
+        super().__init__(
+            "Someone else saved this configuration after you loaded it; nothing was stored."
+        )
+        #: ``{"values": <redacted>, "version": n}`` as stored now.
+        self.current = current
+
+
+@dataclass
+class SaveResult:
+    #: The saved values, secrets redacted.
+    values: dict[str, Any]
+    version: int
+    updated_at: datetime | None
+    #: Names of the fields this save changed (empty: nothing changed, version unchanged).
+    changed: list[str]
+    #: Per-field mirroring status (see :func:`mirror_changes`).
+    mirror: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "values": self.values,
+            "version": self.version,
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "changed": self.changed,
+            "mirror": self.mirror,
+        }
+
+
+def _setting_key() -> str:
+    return str(connect_settings.CONFIGURE_SETTING_KEY)
+
+
+def stored_values(tenant: Tenant) -> dict[str, Any]:
+    value = (
+        AddonSetting.objects.filter(tenant_id=tenant.pk, key=_setting_key())
+        .values_list("value", flat=True)
+        .first()
+    )
+    # Anything but an object (written by hand through store.set) counts as nothing stored.
+    return value if isinstance(value, dict) else {}
+
+
+def current_state(tenant: Tenant) -> dict[str, Any]:
+    """``{"values": <redacted>, "version": n, "updated_at": ...}`` for pages and answers."""
+    form_class = configure_form_class()
+    config = Configuration.objects.filter(tenant_id=tenant.pk).first()
+    return {
+        "values": redact(form_class, effective_values(form_class, stored_values(tenant))),
+        "version": config.version if config else 0,
+        "updated_at": config.updated_at.isoformat() if config and config.updated_at else None,
+    }
+
+
+def values_for(client_key: str) -> dict[str, Any]:
+    """The tenant's configuration as the app uses it: defaults overlaid with saved values.
+
+    Secrets are included in clear: this is for the app's own server-side code.
+    """
+    tenant = store._tenant(client_key)
+    return effective_values(configure_form_class(), stored_values(tenant))
+
+
+def recent_changes(tenant: Tenant, limit: int | None = None) -> list[ConfigurationChange]:
+    if limit is None:
+        limit = int(connect_settings.CONFIGURE_HISTORY_ON_PAGE)
+    return list(ConfigurationChange.objects.filter(tenant_id=tenant.pk)[: max(limit, 0)])
+
+
+# --- submission -> form data -----------------------------------------------------------------
+
+
+def _multi_valued(f: forms.Field) -> bool:
+    return isinstance(f, forms.MultipleChoiceField) or bool(
+        getattr(f.widget, "allow_multiple_selected", False)
+    )
+
+
+def _shape_error(f: forms.Field, value: Any, secret: bool) -> str | None:
+    """A JSON type the field cannot take (a form would quietly stringify a list)."""
+    if value is None:
+        return None
+    if secret:
+        if isinstance(value, str) or is_redacted(value):
+            return None
+        return "Send a string to replace the secret, null to clear it, or leave it out."
+    if isinstance(f, LineListField):
+        ok = isinstance(value, list | str)
+        return None if ok else "Enter a list of text values."
+    if _multi_valued(f):
+        return None if isinstance(value, list) else "Enter a list of values."
+    if isinstance(f, forms.BooleanField | forms.NullBooleanField):
+        return None if isinstance(value, bool) else "Enter true or false."
+    if isinstance(value, dict | list):
+        return "Enter a single value, not a list or an object."
+    return None
+
+
+def form_data(
+    form_class: type[forms.BaseForm], stored: Mapping[str, Any], submitted: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The data to bind the form to: current values overlaid with the submission.
+
+    Raises :class:`ConfigurationInvalid` for unknown names and values of the wrong JSON type.
+    """
+    fields = form_class.base_fields
+    secrets = secret_field_names(form_class)
+    errors: dict[str, list[str]] = {}
+    for name, value in submitted.items():
+        if name not in fields:
+            errors[str(name)[:100]] = ["Unknown field."]
+        elif (problem := _shape_error(fields[name], value, name in secrets)) is not None:
+            errors[name] = [problem]
+    if errors:
+        raise ConfigurationInvalid(errors)
+
+    current = effective_values(form_class, stored)
+    data: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name in secrets:
+            # The secret widget keeps the stored value unless told to clear or replace it.
+            value = submitted.get(name)
+            if name in submitted and value in (None, ""):
+                data[f"{name}__clear"] = True
+            elif isinstance(value, str):
+                data[name] = value
+            continue
+        value = submitted[name] if name in submitted else current.get(name)
+        if value is None:
+            continue  # absent from data: the field's own "empty"
+        if isinstance(f.widget, forms.CheckboxInput) and value is False:
+            continue  # CheckboxInput reads a missing key as False
+        data[name] = value
+    return data
+
+
+def _errors(form: forms.BaseForm, stored: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The form's errors; a message that quotes a secret (stored or submitted) loses it."""
+    secrets = secret_field_names(type(form))
+    candidates = [stored.get(n) for n in secrets] + [form.data.get(n) for n in secrets]
+    leaked = [str(v) for v in candidates if v not in (None, "")]
+    result: dict[str, list[str]] = {}
+    for name, messages in form.errors.get_json_data().items():
+        texts = [m["message"] for m in messages]
+        result[name] = ["Enter a valid value." if any(s in t for s in leaked) else t for t in texts]
+    return result
+
+
+def _diff(
+    form_class: type[forms.BaseForm], old: Mapping[str, Any], new: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    secrets = secret_field_names(form_class)
+    changes: dict[str, dict[str, Any]] = {}
+    for name in form_class.base_fields:
+        before, after = old.get(name), new.get(name)
+        if before == after:
+            continue
+        if name in secrets:
+            changes[name] = {"from": redacted_secret(before), "to": redacted_secret(after)}
+        else:
+            changes[name] = {"from": before, "to": after}
+    return changes
+
+
+def _lock(tenant: Tenant) -> Configuration:
+    # get_or_create handles the insert race (unique primary key); then every save of this
+    # tenant queues on the row lock (SELECT ... FOR UPDATE on PostgreSQL).
+    Configuration.objects.get_or_create(tenant_id=tenant.pk)
+    return Configuration.objects.select_for_update().get(tenant_id=tenant.pk)
+
+
+def mirror_changes(
+    tenant: Tenant,
+    form_class: type[forms.BaseForm],
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    changed: list[str],
+) -> dict[str, Any]:
+    """Hook for mirroring to app properties (issue 5): called inside the save's transaction
+    after the values and history are written; its result is the answer's ``"mirror"``.
+    Secret fields must never be mirrored. Nothing is mirrored yet."""
+    return {}
+
+
+def save_configuration(
+    tenant: Tenant,
+    submitted: Mapping[str, Any],
+    *,
+    version: int | None = None,
+    account_id: str | None = None,
+    staff_user: str = "",
+    source: str = ConfigurationChange.Source.PAGE,
+) -> SaveResult:
+    """Validate ``submitted`` with the configure form and store it in one transaction.
+
+    ``version`` given and not the current one: :class:`ConfigurationConflict`. Invalid values:
+    :class:`ConfigurationInvalid`. Either way nothing is stored. A save that changes nothing
+    keeps the version and writes no history.
+    """
+    form_class = configure_form_class()
+    with transaction.atomic():
+        config = _lock(tenant)
+        stored = stored_values(tenant)
+        if version is not None and version != config.version:
+            raise ConfigurationConflict(
+                {
+                    "values": redact(form_class, effective_values(form_class, stored)),
+                    "version": config.version,
+                }
+            )
+        old = effective_values(form_class, stored)
+        form = build_form(form_class, stored, data=form_data(form_class, stored, submitted))
+        if not form.is_valid():
+            raise ConfigurationInvalid(_errors(form, stored), form)
+        cleaned = {name: to_json(form.cleaned_data.get(name)) for name in form_class.base_fields}
+        changes = _diff(form_class, old, cleaned)
+        if not changes:
+            return SaveResult(redact(form_class, old), config.version, config.updated_at, [])
+        # Keys the form no longer declares are kept: an older release may still need them.
+        store.set(_setting_key(), {**stored, **cleaned}, tenant.client_key)
+        now = timezone.now()
+        config.version += 1
+        config.updated_at = now
+        config.updated_by = f"staff:{staff_user}" if staff_user else (account_id or "")
+        config.save()
+        ConfigurationChange.objects.create(
+            tenant_id=tenant.pk,
+            version=config.version,
+            changed_at=now,
+            account_id=account_id or "",
+            staff_user=staff_user,
+            source=source,
+            changes=changes,
+        )
+        changed = list(changes)
+        mirror = mirror_changes(tenant, form_class, old, cleaned, changed)
+    logger.info(
+        "Configuration of tenant %s saved as version %d (fields: %s)",
+        tenant.client_key,
+        config.version,
+        ", ".join(changed),
+    )
+    return SaveResult(redact(form_class, cleaned), config.version, now, changed, mirror)
