@@ -100,6 +100,9 @@ class SecretField(forms.CharField):
 class LineListWidget(forms.Textarea):
     """One item per line; a stored list is shown joined by newlines."""
 
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs={"rows": "4", **(attrs or {})})
+
     def format_value(self, value: Any) -> str | None:
         if isinstance(value, list | tuple):
             return "\n".join(str(v) for v in value)
@@ -402,8 +405,11 @@ def describe_change(
 ) -> list[dict[str, Any]]:
     """History entry ``{field: {"from", "to"}}`` as rows with labels and display strings."""
     fields = form_class.base_fields
+    # In the form's order (a JSON column need not keep key order), then names it no longer has.
+    names = [n for n in fields if n in changes] + [n for n in changes if n not in fields]
     rows = []
-    for name, change in changes.items():
+    for name in names:
+        change = changes[name]
         f = fields.get(name)
         label = str(f.label) if f is not None and f.label else name.replace("_", " ").capitalize()
         before = change.get("from") if isinstance(change, dict) else None

@@ -170,7 +170,11 @@
 
   function same(a, b) { return JSON.stringify(a) === JSON.stringify(b); }
 
-  function announce(text) { if (statusBox) { statusBox.textContent = text; } }
+  function announce(text, failed) {
+    if (!statusBox) { return; }
+    statusBox.textContent = text;
+    statusBox.classList.toggle("cs-status-error", !!failed);
+  }
 
   function clearErrors() {
     formErrors.hidden = true;
@@ -297,16 +301,16 @@
       }
     } else if (status === 400 && data && data.errors) {
       showErrors(data.errors);
-      announce("Not saved: please correct the highlighted fields.");
+      announce("Not saved: please correct the highlighted fields.", true);
     } else if (status === 409 && data && data.current) {
       showConflict(data.current);
-      announce("Not saved: someone else saved first.");
+      announce("Not saved: someone else saved first.", true);
     } else if (status === 401) {
       showExpired();
-      announce("Not saved: your session has expired.");
+      announce("Not saved: your session has expired.", true);
     } else {
       showGeneralError((data && data.message) || "Saving failed (HTTP " + status + ").");
-      announce("Not saved.");
+      announce("Not saved.", true);
     }
   }
 
@@ -334,7 +338,7 @@
       });
     }, function () {
       showGeneralError("The server could not be reached. Check your connection and save again.");
-      announce("Not saved.");
+      announce("Not saved.", true);
     }).then(function () { setBusy(false); }, function () { setBusy(false); });
   }
 
