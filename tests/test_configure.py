@@ -175,6 +175,14 @@ def test_page_never_renders_a_stored_secret(client, connect_tenant):
     assert re.search(r'<input type="password" name="api_token"(?![^>]*value=)[^>]*>', html)
 
 
+def test_hostile_values_are_escaped_in_the_form_the_json_and_the_history(client, connect_tenant):
+    evil = '</script><script>alert(1)</script>"><img src=x onerror=alert(2)>'
+    assert _save(client, {"team_name": evil[:80]}).status_code == 200
+    html = client.get(signed_url("test-client-key", DEFAULT_SECRET, PAGE)).content.decode()
+    assert "<script>alert(1)" not in html and "<img src=x" not in html
+    assert _app_settings(html)["values"]["team_name"] == evil[:80]
+
+
 def test_page_shows_recent_history_with_secrets_redacted(client, connect_tenant, settings):
     settings.CONNECT_SETTINGS = {**settings.CONNECT_SETTINGS, "CONFIGURE_HISTORY_ON_PAGE": 2}
     for version, team in enumerate(["Ops", "Platform", "Payments"]):
