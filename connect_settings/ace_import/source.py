@@ -1,0 +1,261 @@
+"""Reading atlassian-connect-express's sequelize store: the ``AddonSettings`` table.
+
+ACE 11.5.3 (``lib/store/sequelize.js``) defines the model ``AddonSetting`` (table
+``AddonSettings``) with ``id`` (autoincrement), ``clientKey``, ``key`` and ``val``
+(``Sequelize.JSON``: ``json`` on PostgreSQL, text with NUMERIC affinity on SQLite), a
+non-unique index on ``(clientKey, key)`` and ``timestamps: false``; older versions and
+hand-made tables may carry sequelize's ``createdAt`` / ``updatedAt``, which are used when
+present. The source is only ever read: SQLite is opened read-only, PostgreSQL in a read-only
+REPEATABLE READ transaction, so the row count and the rows come from one snapshot.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from django.utils.dateparse import parse_datetime
+
+DEFAULT_TABLE = "AddonSettings"
+REQUIRED_COLUMNS = ("id", "clientKey", "key", "val")
+TIMESTAMP_COLUMNS = ("createdAt", "updatedAt")
+POSTGRES_SCHEMES = frozenset({"postgres", "postgresql", "pgsql"})
+#: The key under which ACE stores a tenant's install payload (``saveInstallation``).
+CLIENT_INFO = "clientInfo"
+
+
+class SourceError(Exception):
+    """The ACE database cannot be read; the message never contains a password."""
+
+
+@dataclass(frozen=True)
+class AceRow:
+    """One row of ACE's table, ``val`` still undecoded (see :mod:`.rows`)."""
+
+    id: int
+    client_key: str | None
+    key: str | None
+    #: Text from PostgreSQL (``val::text``); any SQLite storage class from SQLite.
+    raw: Any
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class _Cursor(Protocol):
+    description: Any
+
+    def execute(self, query: Any, params: Sequence[Any] = ...) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchmany(self, size: int = ...) -> list[Any]: ...
+
+
+def redact(url: str) -> str:
+    """``url`` with its password replaced by ``***``: safe to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def quote_table(name: str) -> str:
+    """A double-quoted identifier (``schema.table`` allowed) for SQLite and PostgreSQL."""
+    if not name or any(not part for part in name.split(".")):
+        raise SourceError(f"{name!r} is not a table name.")
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split(".", 1))
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """Sequelize's DATE: a datetime (PostgreSQL) or text like ``2024-01-02 03:04:05.678 +00:00``."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        parsed: datetime | None = value
+    elif isinstance(value, int | float):
+        parsed = datetime.fromtimestamp(value / 1000, tz=UTC)  # sequelize: epoch milliseconds
+    else:
+        try:
+            parsed = parse_datetime(str(value).strip())
+        except ValueError:
+            parsed = None
+    if parsed is not None and parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)  # sequelize writes UTC unless told otherwise
+    return parsed
+
+
+class AceSource:
+    """ACE's store behind a database URL: ``sqlite:///relative``, ``sqlite:////absolute``,
+    or ``postgres://user:password@host:port/database?sslmode=...``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        table: str = DEFAULT_TABLE,
+        only: Sequence[str] = (),
+        batch_size: int = 1000,
+    ) -> None:
+        if batch_size < 1:
+            raise SourceError("The batch size must be at least 1.")
+        self.url = url
+        self.display_url = redact(url)
+        self.table = table
+        self.only = tuple(dict.fromkeys(only))
+        self.batch_size = batch_size
+        scheme = urlsplit(url).scheme.lower()
+        if scheme == "sqlite":
+            self.vendor = "sqlite"
+        elif scheme in POSTGRES_SCHEMES:
+            self.vendor = "postgresql"
+        else:
+            raise SourceError(
+                f"Unsupported database URL {self.display_url!r}: use sqlite:///path or "
+                "postgres://user@host:port/database."
+            )
+        self._conn: Any = None
+        self.columns: tuple[str, ...] = ()
+
+    # --- connection -------------------------------------------------------------------------
+
+    def __enter__(self) -> AceSource:
+        self._conn = self._connect_sqlite() if self.vendor == "sqlite" else self._connect_pg()
+        try:
+            self.columns = self._read_columns()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.rollback()  # the snapshot transaction wrote nothing
+            finally:
+                self._conn.close()
+                self._conn = None
+
+    def _connect_sqlite(self) -> sqlite3.Connection:
+        path = unquote(urlsplit(self.url).path)
+        # sqlite:///x.db is relative, sqlite:////abs/x.db absolute (the dj-database-url rule).
+        path = path[1:] if path.startswith("/") else path
+        if not path or path == ":memory:":
+            raise SourceError("The SQLite URL names no file: use sqlite:////path/to/ace.sqlite.")
+        try:
+            # mode=ro: never create an empty database for a mistyped path, never write.
+            conn = sqlite3.connect(
+                f"file:{quote(path)}?mode=ro", uri=True, isolation_level=None, timeout=30
+            )
+            conn.execute("BEGIN")  # one read snapshot for the count and the rows
+        except sqlite3.Error as err:
+            raise SourceError(f"Cannot open {self.display_url}: {err}") from err
+        return conn
+
+    def _connect_pg(self) -> Any:
+        try:
+            import psycopg
+        except ImportError as err:  # psycopg is optional: only the importer needs it
+            raise SourceError(
+                "Reading PostgreSQL needs psycopg: pip install 'psycopg[binary]'."
+            ) from err
+        try:
+            conn = psycopg.connect(self.url, connect_timeout=10)
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+        except psycopg.Error as err:
+            # libpq's messages name host and user, never the password.
+            raise SourceError(f"Cannot connect to {self.display_url}: {err}") from err
+        return conn
+
+    def _cursor(self) -> _Cursor:
+        cursor: _Cursor = self._conn.cursor()
+        return cursor
+
+    def _execute(self, cursor: _Cursor, sql: str, params: Sequence[Any] = ()) -> None:
+        if self.vendor == "postgresql":
+            sql = sql.replace("?", "%s")
+        try:
+            cursor.execute(sql, params)
+        except Exception as err:
+            if self.vendor == "postgresql":
+                self._conn.rollback()
+            raise SourceError(f"Cannot read {self.table!r} at {self.display_url}: {err}") from err
+
+    def _read_columns(self) -> tuple[str, ...]:
+        cursor = self._cursor()
+        self._execute(cursor, f"SELECT * FROM {quote_table(self.table)} WHERE 1 = 0")  # noqa: S608
+        columns = tuple(d[0] for d in cursor.description)
+        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+        if missing:
+            raise SourceError(
+                f"{self.table!r} is not ACE's settings table: no column {', '.join(missing)} "
+                f"(it has {', '.join(columns)})."
+            )
+        return columns
+
+    # --- rows -------------------------------------------------------------------------------
+
+    def _where(self) -> tuple[str, list[str]]:
+        if not self.only:
+            return "", []
+        marks = ", ".join("?" for _ in self.only)
+        return f' WHERE "clientKey" IN ({marks})', list(self.only)
+
+    def count(self) -> int:
+        where, params = self._where()
+        cursor = self._cursor()
+        self._execute(cursor, f"SELECT COUNT(*) FROM {quote_table(self.table)}{where}", params)  # noqa: S608
+        return int(cursor.fetchone()[0])
+
+    def rows(self) -> Iterator[AceRow]:
+        """Every row ordered by clientKey, then id; fetched ``batch_size`` at a time."""
+        stamps = [c for c in TIMESTAMP_COLUMNS if c in self.columns]
+        # Text on PostgreSQL whatever the column type (json, jsonb, or text in old ACEs), so
+        # both databases go through the same decoder and invalid JSON in text is reported.
+        val = '"val"::text' if self.vendor == "postgresql" else '"val"'
+        select = ", ".join(['"id"', '"clientKey"', '"key"', val, *(f'"{c}"' for c in stamps)])
+        where, params = self._where()
+        sql = f'SELECT {select} FROM {quote_table(self.table)}{where} ORDER BY "clientKey", "id"'  # noqa: S608
+        if self.vendor == "postgresql":
+            # A server-side cursor: a million rows are never all in memory at once.
+            cursor = self._conn.cursor(name="connect_import_ace")
+            cursor.itersize = self.batch_size
+        else:
+            cursor = self._cursor()
+        self._execute(cursor, sql, params)
+        while True:
+            batch = cursor.fetchmany(self.batch_size)
+            if not batch:
+                break
+            for record in batch:
+                extra = dict(zip(stamps, record[4:], strict=True))
+                yield AceRow(
+                    id=int(record[0]),
+                    client_key=record[1],
+                    key=record[2],
+                    raw=record[3],
+                    created_at=_timestamp(extra.get("createdAt")),
+                    updated_at=_timestamp(extra.get("updatedAt")),
+                )
+
+    def tenants(self) -> Iterator[tuple[str | None, list[AceRow]]]:
+        """Rows grouped by clientKey (one tenant's rows together; ``None`` for rows without)."""
+        group: list[AceRow] = []
+        for row in self.rows():
+            if group and row.client_key != group[0].client_key:
+                yield group[0].client_key, group
+                group = []
+            group.append(row)
+        if group:
+            yield group[0].client_key, group
