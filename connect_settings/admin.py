@@ -8,7 +8,11 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from . import configure_admin, store  # noqa: F401  (configure_admin registers its admins)
+from . import (  # noqa: F401  (these modules register their admins)
+    configure_admin,
+    mirror_admin,
+    store,
+)
 from .models import AddonSetting, Tenant
 
 
@@ -36,6 +40,7 @@ class TenantAdmin(admin.ModelAdmin):
     # shared_secret_encrypted is not editable and never listed: staff never see a secret.
     exclude = ("shared_secret_encrypted",)
     inlines = [AddonSettingInline]
+    actions = [mirror_admin.mirror_tenants_now]
     fieldsets = (
         (None, {"fields": ("client_key", "base_url", "display_url", "product_type", "addon_key")}),
         (

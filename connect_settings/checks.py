@@ -102,3 +102,74 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     return errors
+
+
+@register("connect_settings")
+def check_mirror(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """MIRROR entries: well formed, within the host's limits, and never a secret field."""
+    from .properties import MAX_PROPERTIES, PropertyLimitError, check_key
+
+    try:
+        items = connect_settings.MIRROR
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    errors: list[CheckMessage] = []
+    if not isinstance(items, list | tuple):
+        return [Error("CONNECT_SETTINGS['MIRROR'] must be a list.", id="connect_settings.E010")]
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        where = f"CONNECT_SETTINGS['MIRROR'][{index}]"
+        if not isinstance(item, dict) or not {"property", "setting"} <= set(item):
+            errors.append(
+                Error(
+                    f"{where} needs 'property' and 'setting' (and may name a 'field').",
+                    id="connect_settings.E010",
+                )
+            )
+            continue
+        unknown = set(item) - {"property", "setting", "field"}
+        if unknown:
+            errors.append(
+                Error(f"{where} has unknown keys: {sorted(unknown)}.", id="connect_settings.E010")
+            )
+        try:
+            check_key(str(item["property"]))
+        except PropertyLimitError as err:
+            errors.append(Error(f"{where}: {err}", id="connect_settings.E011"))
+        if item["property"] in seen:
+            errors.append(
+                Error(
+                    f"{where}: property {item['property']!r} is mirrored twice.",
+                    id="connect_settings.E012",
+                )
+            )
+        seen.add(item["property"])
+        if item.get("field") and _is_secret_field(str(item["setting"]), str(item["field"])):
+            errors.append(
+                Error(
+                    f"{where} mirrors the secret field {item['field']!r}: app properties are "
+                    "readable by anyone who can call the REST API as the app.",
+                    id="connect_settings.E013",
+                )
+            )
+    if len(seen) > MAX_PROPERTIES:
+        errors.append(
+            Error(
+                f"More than {MAX_PROPERTIES} mirrored properties: the host keeps at most "
+                f"{MAX_PROPERTIES} per app.",
+                id="connect_settings.E014",
+            )
+        )
+    return errors
+
+
+def _is_secret_field(setting: str, field: str) -> bool:
+    from .forms import configure_form_class, secret_field_names
+
+    if setting != connect_settings.CONFIGURE_SETTING_KEY:
+        return False
+    try:
+        form_class = configure_form_class()
+    except (ImportError, ImproperlyConfigured):
+        return False  # an unloadable form is reported by its own check
+    return field in secret_field_names(form_class)

@@ -57,21 +57,21 @@ DEFAULTS: dict[str, Any] = {
     "HTTP_RETRIES": 4,
     "HTTP_BACKOFF_FACTOR": 2.5,
     "HTTP_RETRY_MAX_WAIT": 60.0,
+    #: Settings mirrored to the host's app properties: a list of
+    #: ``{"property": KEY, "setting": ADDON_SETTING_KEY, "field": FIELD or omitted}``.
+    "MIRROR": [],
+    #: Task backend alias for deliveries; attempts before an entry is marked failed; backoff
+    #: between attempts (base seconds, doubled each time, capped), Retry-After permitting.
+    "MIRROR_TASK_BACKEND": "default",
+    "MIRROR_MAX_ATTEMPTS": 5,
+    "MIRROR_RETRY_BASE": 5.0,
+    "MIRROR_RETRY_CAP": 600.0,
+    #: Seconds deliveries wait after an install (the host accepts the new secret only once
+    #: the install completed); ``enabled`` releases them at once.
+    "MIRROR_INSTALL_DELAY": 5.0,
     #: Django cache alias for tenant lookups, and their lifetime in seconds.
     "TENANT_CACHE": "default",
     "TENANT_CACHE_TTL": 300,
-    #: Dotted path to the ``django.forms.Form`` that declares the configure page's settings.
-    #: Empty: the page has nothing to configure.
-    "CONFIGURE_FORM": "",
-    #: The ``AddonSetting`` key under which a tenant's configuration is stored (one JSON object).
-    "CONFIGURE_SETTING_KEY": "appSettings",
-    #: Largest ``POST /configure`` body accepted, in bytes (larger: 413).
-    "MAX_CONFIGURE_BODY": 64 * 1024,
-    #: How many recent changes the configure page lists (the admin shows them all).
-    "CONFIGURE_HISTORY_ON_PAGE": 10,
-    #: The host's JavaScript API, loaded by the configure page when it is framed by a product.
-    #: Empty: never load it (the page works without it).
-    "HOST_SCRIPT_URL": "https://connect-cdn.atl-paas.net/all.js",
     #: Dotted path to the ``django.forms.Form`` that declares the configure page's settings.
     #: Empty: the page has nothing to configure.
     "CONFIGURE_FORM": "",

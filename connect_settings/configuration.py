@@ -23,6 +23,7 @@ from typing import Any
 
 from django import forms
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from . import store
@@ -91,7 +92,7 @@ class SaveResult:
     updated_at: datetime | None
     #: Names of the fields this save changed (empty: nothing changed, version unchanged).
     changed: list[str]
-    #: Per-field mirroring status (see :func:`mirror_changes`).
+    #: Per-property mirroring status (see :func:`mirror_changes`).
     mirror: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
@@ -240,23 +241,22 @@ def _diff(
 
 
 def _lock(tenant: Tenant) -> Configuration:
-    # get_or_create handles the insert race (unique primary key); then every save of this
-    # tenant queues on the row lock (SELECT ... FOR UPDATE on PostgreSQL).
-    Configuration.objects.get_or_create(tenant_id=tenant.pk)
+    # Write before reading anything: on PostgreSQL the UPDATE takes the row lock, on SQLite
+    # the database write lock, so concurrent saves queue here (a read first would make
+    # SQLite fail one of them with "database is locked" instead). The first save creates the
+    # row (get_or_create handles that race); SELECT ... FOR UPDATE then holds it either way.
+    if not Configuration.objects.filter(tenant_id=tenant.pk).update(version=F("version")):
+        Configuration.objects.get_or_create(tenant_id=tenant.pk)
     return Configuration.objects.select_for_update().get(tenant_id=tenant.pk)
 
 
-def mirror_changes(
-    tenant: Tenant,
-    form_class: type[forms.BaseForm],
-    old: Mapping[str, Any],
-    new: Mapping[str, Any],
-    changed: list[str],
-) -> dict[str, Any]:
-    """Hook for mirroring to app properties (issue 5): called inside the save's transaction
-    after the values and history are written; its result is the answer's ``"mirror"``.
-    Secret fields must never be mirrored. Nothing is mirrored yet."""
-    return {}
+def mirror_changes(tenant: Tenant) -> dict[str, Any]:
+    """The answer's ``"mirror"``: the status of each mirrored property of the configuration,
+    read after the save committed (so an immediate task backend has already delivered)."""
+    from . import mirror
+
+    wanted = {s.property for s in mirror.specs_for(_setting_key())}
+    return {key: value for key, value in mirror.status_for(tenant).items() if key in wanted}
 
 
 def save_configuration(
@@ -310,7 +310,7 @@ def save_configuration(
             changes=changes,
         )
         changed = list(changes)
-        mirror = mirror_changes(tenant, form_class, old, cleaned, changed)
+    mirror = mirror_changes(tenant)
     logger.info(
         "Configuration of tenant %s saved as version %d (fields: %s)",
         tenant.client_key,

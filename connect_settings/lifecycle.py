@@ -6,6 +6,7 @@ serialise; each is idempotent; each returns the signal to send once the answer i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +15,12 @@ from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from . import signals
+from . import mirror, signals
+from .conf import connect_settings
 from .models import Tenant
 from .tenants import invalidate
+
+logger = logging.getLogger("connect_settings.lifecycle")
 
 #: Install payload field -> Tenant attribute (PROTOCOL.md section 3).
 PAYLOAD_FIELDS: dict[str, str] = {
@@ -45,10 +49,23 @@ class Outcome:
     extra: dict[str, Any] | None = None
 
     def sender(self) -> Callable[[], None] | None:
+        """Sends the signal; a failing receiver is logged (type only) and does not stop
+        the others."""
         if self.signal is None or self.tenant is None:
             return None
         signal, tenant, extra = self.signal, self.tenant, self.extra or {}
-        return lambda: signal.send_robust(sender=Tenant, tenant=tenant, **extra)
+
+        def send() -> None:
+            for receiver, result in signal.send_robust(sender=Tenant, tenant=tenant, **extra):
+                if isinstance(result, Exception):
+                    logger.error(
+                        "Lifecycle signal receiver %r failed: %s",
+                        receiver,
+                        type(result).__name__,
+                        exc_info=result,
+                    )
+
+        return send
 
 
 def install(payload: dict[str, Any]) -> Outcome:
@@ -76,6 +93,9 @@ def install(payload: dict[str, Any]) -> Outcome:
         else:
             tenant.save()
         invalidate(tenant.client_key)
+        # A new secret, maybe a host that lost our properties: queue every mirrored property
+        # again, in this transaction. Deliveries wait for `enabled` (or the install delay).
+        mirror.remirror_tenant(tenant, delay=float(connect_settings.MIRROR_INSTALL_DELAY))
     return Outcome(tenant, signals.tenant_installed, {"created": created})
 
 

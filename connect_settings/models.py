@@ -170,3 +170,48 @@ class ConfigurationChange(models.Model):
         if self.staff_user:
             return f"{self.staff_user} (staff)"
         return self.account_id or "unknown user"
+
+
+class MirrorEntry(models.Model):
+    """The outbox row of one mirrored app property of one tenant.
+
+    Saves raise ``version`` in the transaction that changes the setting; a delivery records
+    the version the host has (``delivered_version``). ``leased_until`` marks a delivery in
+    progress, so only one sends at a time and a crashed worker's claim runs out by itself.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        SYNCED = "synced", _("synced")
+        FAILED = "failed", _("failed")
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="mirror_entries")
+    property_key = models.CharField(_("property key"), max_length=127)
+    #: The value the host should hold; ``deleted`` means the property should not exist.
+    value = models.JSONField(_("value"), null=True, blank=True)
+    deleted = models.BooleanField(_("deleted"), default=False)
+    version = models.PositiveBigIntegerField(_("version"), default=0)
+    delivered_version = models.PositiveBigIntegerField(_("delivered version"), default=0)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    leased_until = models.DateTimeField(null=True, blank=True, editable=False)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("mirrored property")
+        verbose_name_plural = _("mirrored properties")
+        ordering = ["tenant", "property_key"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "property_key"], name="connect_mirror_unique_property"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.property_key} of tenant {self.tenant_id} ({self.status})"

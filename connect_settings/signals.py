@@ -25,3 +25,8 @@ tenant_disabled = Signal()
 #: Arguments: ``sender`` (AddonSetting class), ``tenant``, ``key``, ``old_value``,
 #: ``new_value`` (``None`` after a delete), ``deleted`` (bool).
 setting_changed = Signal()
+
+#: A mirrored property's delivery ended (synced, pending a retry, or failed).
+#: Arguments: ``sender`` (MirrorEntry class), ``tenant_id``, ``property_key``, ``status``,
+#: ``version`` (the version that was sent).
+property_mirrored = Signal()

@@ -12,6 +12,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import IntegrityError, transaction
 
+from . import mirror
 from .exceptions import ConnectError, SettingValueError
 from .models import AddonSetting, Tenant
 from .signals import setting_changed
@@ -84,6 +85,7 @@ def set(key: str, value: Any, client_key: str) -> Any:
             try:
                 with transaction.atomic():
                     AddonSetting.objects.create(tenant_id=tenant.pk, key=key, value=value)
+                mirror.record(tenant, key, value)
                 _notify(tenant, key, None, value, deleted=False)
                 return value
             except IntegrityError:
@@ -93,6 +95,7 @@ def set(key: str, value: Any, client_key: str) -> Any:
         if old != value:
             row.value = value
             row.save(update_fields=["value", "updated_at"])
+            mirror.record(tenant, key, value)
             _notify(tenant, key, old, value, deleted=False)
     return value
 
@@ -108,6 +111,7 @@ def delete(key: str, client_key: str) -> bool:
             return False
         old = row.value
         row.delete()
+        mirror.record(tenant, key, mirror.MISSING)
         _notify(tenant, key, old, None, deleted=True)
     return True
 

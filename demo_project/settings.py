@@ -5,6 +5,7 @@ Every name here is documented in the README; defaults give a working local demo 
 
 from pathlib import Path
 
+import django
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -23,6 +24,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_tasks_db",
     "connect_settings",
     "demo_project",
 ]
@@ -61,6 +63,20 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'demo.sqlite3'}")}
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://connect-demo")}
 
+# Django's tasks framework (django.tasks on Django 6, the django-tasks backport on 5.2). The
+# demo delivers mirrored settings at once (immediate backend); TASKS_BACKEND=database queues
+# them in the database for `manage.py db_worker` (django-tasks-db), as production would.
+_tasks = "django.tasks" if django.VERSION >= (6, 0) else "django_tasks"
+_task_backends = {
+    "immediate": f"{_tasks}.backends.immediate.ImmediateBackend",
+    "database": "django_tasks_db.DatabaseBackend",
+}
+TASKS = {
+    "default": {"BACKEND": _task_backends[env.str("TASKS_BACKEND", default="immediate")]},
+    # Always available, so tests (and a worker) can use the queue whatever the default is.
+    "database": {"BACKEND": _task_backends["database"]},
+}
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -86,6 +102,12 @@ CONNECT_SETTINGS = {
     ),
     "SECRET_KEYS": env.list("CONNECT_SECRET_KEYS", default=[]),
     "CONFIGURE_FORM": "demo_project.forms.DemoSettingsForm",
+    # Mirrored to the host's app properties, where a descriptor condition
+    # (entity_property_equal_to, entity "addon") or a Forge front end can read them.
+    "MIRROR": [
+        {"property": "escalation-notify", "setting": "appSettings", "field": "notify"},
+        {"property": "projects", "setting": "appSettings", "field": "project_keys"},
+    ],
     "DESCRIPTOR": {
         "name": "Connect Settings Demo",
         "description": "A Django app installed through connect_settings.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import connect_settings.testing
@@ -14,3 +16,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # a different name"). So register it only when the entry point has not.
     if not config.pluginmanager.is_registered(connect_settings.testing):
         config.pluginmanager.register(connect_settings.testing, "connect_settings.testing")
+
+
+@pytest.fixture(autouse=True)
+def _no_mirroring_unless_asked(settings: Any) -> None:
+    # The demo settings mirror two configure fields; most tests' tenants live on hosts that do
+    # not exist here (example.atlassian.net), so mirroring is off unless a test turns it on.
+    settings.CONNECT_SETTINGS = {**settings.CONNECT_SETTINGS, "MIRROR": []}

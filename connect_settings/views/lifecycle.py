@@ -12,7 +12,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from .. import lifecycle
+from .. import lifecycle, mirror
 from ..auth import PAGE_ONLY, authenticate_request
 from ..exceptions import AuthenticationFailed, BadRequest, ConnectError
 from ..install_verification import verify_signed_install
@@ -24,7 +24,10 @@ logger = logging.getLogger("connect_settings.lifecycle")
 
 
 class AfterResponse(HttpResponse):
-    """A 204 that runs callbacks once the server has sent it (WSGI ``close()``)."""
+    """A 204 that runs callbacks once the server has sent it (WSGI ``close()``).
+
+    A failing callback is logged and never reaches the product: the answer is already out.
+    """
 
     def __init__(self, callbacks: list[Callable[[], Any]]) -> None:
         super().__init__(status=204)
@@ -34,19 +37,15 @@ class AfterResponse(HttpResponse):
         super().close()
         callbacks, self._after = self._after, []
         for callback in callbacks:
-            for receiver, result in callback() or ():
-                if isinstance(result, Exception):
-                    logger.error(
-                        "Lifecycle signal receiver %r failed: %s",
-                        receiver,
-                        type(result).__name__,
-                        exc_info=result,
-                    )
+            try:
+                callback()
+            except Exception as err:  # logged, not raised: the 204 has been sent
+                logger.error("After-response work failed: %s", type(err).__name__, exc_info=err)
 
 
-def _done(outcome: lifecycle.Outcome) -> HttpResponse:
+def _done(outcome: lifecycle.Outcome, *more: Callable[[], Any]) -> HttpResponse:
     sender = outcome.sender()
-    return AfterResponse([sender] if sender else [])
+    return AfterResponse([*([sender] if sender else []), *more])
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -118,7 +117,12 @@ class _EnableDisableView(LifecycleView):
             raise AuthenticationFailed(
                 "The token's issuer is not the body's clientKey.", code="issuer_mismatch"
             )
-        return _done(lifecycle.set_enabled(connect.client_key, self.enabled))
+        outcome = lifecycle.set_enabled(connect.client_key, self.enabled)
+        if self.enabled and outcome.tenant is not None and outcome.tenant.installed:
+            # The host now accepts our (new) secret: release deliveries held since install.
+            tenant = outcome.tenant
+            return _done(outcome, lambda: mirror.resume_tenant(tenant))
+        return _done(outcome)
 
 
 class EnabledView(_EnableDisableView):
