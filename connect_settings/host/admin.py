@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from .descriptor import page_modules
+from .emulator import AppNotInstalled
 from .pages import PageNotFound
 from .replies import Reply
 from .state import Installation
@@ -117,7 +118,7 @@ def _frame(
         return '<p class="empty">Enable an app with a page module to see it here.</p>', {}
     try:
         url = emu.page_url(app.key, module_key)
-    except (PageNotFound, LookupError) as err:
+    except (PageNotFound, AppNotInstalled) as err:
         return f'<p class="empty">{escape(str(err))}</p>', {}
     name = json.dumps({"xdm_e": emu.url, "app": app.key, "module": module_key or ""})
     html = (

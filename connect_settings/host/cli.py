@@ -26,7 +26,7 @@ from .emulator import Emulator
 from .products import PRODUCTS, get_product
 from .state import StateFileError
 
-__all__ = ["CliError", "add_arguments", "build_parser", "main", "run", "serve"]
+__all__ = ["CliError", "add_arguments", "build_parser", "main", "run", "serve", "stop_on_signals"]
 
 DEFAULT_EMULATOR = "http://127.0.0.1:2990"
 ACTIONS = ("uninstall", "enable", "disable", "reinstall")
@@ -193,7 +193,7 @@ def serve(
         raise CliError(f"Cannot listen on port {port or product.default_port}: {err}") from err
     except (StateFileError, ValueError) as err:
         raise CliError(str(err)) from err
-    restore = _install_signal_handlers(stop)
+    restore = stop_on_signals(stop)
     try:
         out.write(
             f"{product.display_name} emulator: site {emulator.base_url}\n"
@@ -224,7 +224,8 @@ def serve(
         out.write("connect_host stopped.\n")
 
 
-def _install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
+def stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+    """Make SIGINT and SIGTERM set ``stop`` (main thread only); returns the undo."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}

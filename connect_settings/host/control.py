@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, unquote
 
 from .callbacks import InstallError
 from .descriptor import DescriptorError, page_modules
+from .emulator import AppNotInstalled
 from .faults import Fault
 from .pages import PageNotFound
 from .replies import Reply, error, json_reply
@@ -75,10 +76,8 @@ def handle_control(
         )
     except InstallError as err:
         return json_reply(502, {"message": err.message, "appStatus": err.status, "statusCode": 502})
-    except PageNotFound as err:
+    except (AppNotInstalled, PageNotFound) as err:
         return error(404, str(err))
-    except LookupError as err:  # AppNotInstalled
-        return error(404, str(err.args[0]) if err.args else "Not found.")
 
 
 def _route(

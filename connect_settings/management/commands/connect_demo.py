@@ -22,7 +22,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from connect_settings.host import DescriptorError, Emulator, InstallError
-from connect_settings.host.cli import _install_signal_handlers
+from connect_settings.host.cli import stop_on_signals
 from connect_settings.host.products import PRODUCTS, get_product
 
 STARTUP_SECONDS = 60
@@ -52,7 +52,7 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot start the emulator on port {port}: {err}") from err
         app_url = f"http://127.0.0.1:{options['app_port']}"
         stop = threading.Event()
-        restore = _install_signal_handlers(stop)
+        restore = stop_on_signals(stop)
         server = self._runserver(app_url, options["app_port"], emulator)
         try:
             if not self._wait_for_app(app_url, server, stop):
