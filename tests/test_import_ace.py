@@ -208,7 +208,18 @@ def test_redact_hides_the_password():
     assert redact("postgres://ace:s3cr3t@db.example.com:5433/ace?sslmode=require") == (
         "postgres://ace:***@db.example.com:5433/ace?sslmode=require"
     )
+    assert redact("postgresql:///ace?host=/run/pg&password=s3cr3t&sslmode=disable") == (
+        "postgresql:///ace?host=/run/pg&password=***&sslmode=disable"
+    )
+    assert redact("postgres://ace@db/ace") == "postgres://ace@db/ace"
     assert redact("sqlite:////tmp/x.sqlite") == "sqlite:////tmp/x.sqlite"
+
+
+def test_driver_messages_never_echo_the_password():
+    # libpq quotes the malformed token it could not parse: here, the password.
+    with pytest.raises(SourceError) as info, AceSource("postgres://ace:pa%zzss@127.0.0.1/x"):
+        pass
+    assert "pa%zzss" not in str(info.value) and "postgres://ace:***@127.0.0.1/x" in str(info.value)
 
 
 # --- the import ---------------------------------------------------------------------------

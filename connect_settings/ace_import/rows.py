@@ -118,9 +118,9 @@ class AceTenant:
 def _newest_first(rows: list[AceRow]) -> list[AceRow]:
     # Newest wins: the latest updatedAt when the table has one, then the highest id (the
     # row inserted last).
-    return sorted(rows, key=lambda r: (r.updated_at is not None, r.updated_at or _EPOCH, r.id))[
-        ::-1
-    ]
+    return sorted(
+        rows, key=lambda r: (r.updated_at is not None, r.updated_at or _EPOCH, r.id), reverse=True
+    )
 
 
 def _payload(client_key: str, row: AceRow) -> dict[str, Any]:

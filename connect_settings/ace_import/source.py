@@ -11,12 +11,13 @@ REPEATABLE READ transaction, so the row count and the rows come from one snapsho
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from django.utils.dateparse import parse_datetime
 
@@ -54,16 +55,20 @@ class _Cursor(Protocol):
 
 
 def redact(url: str) -> str:
-    """``url`` with its password replaced by ``***``: safe to print."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """``url`` without its password (in the user info or a ``password=`` parameter)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    # By hand, not urlunsplit(): that turns sqlite:////abs into sqlite://abs.
+    end = min(
+        [i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0] or [len(rest)]
+    )
+    netloc, tail = rest[:end], rest[end:]
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
+    tail = re.sub(r"([?&]password=)[^&#]*", r"\1***", tail)
+    return f"{scheme}://{netloc}{tail}"
 
 
 def quote_table(name: str) -> str:
@@ -121,8 +126,19 @@ class AceSource:
                 f"Unsupported database URL {self.display_url!r}: use sqlite:///path or "
                 "postgres://user@host:port/database."
             )
+        self._mark = "?" if self.vendor == "sqlite" else "%s"
         self._conn: Any = None
         self.columns: tuple[str, ...] = ()
+
+    def _error(self, what: str, err: Exception) -> SourceError:
+        """A SourceError quoting the driver, with any password in its message blotted out."""
+        message = str(err).strip()
+        parts = urlsplit(self.url)
+        secrets = [parts.password or ""]
+        secrets += [v for k, v in parse_qsl(parts.query) if k == "password"]
+        for secret in filter(None, secrets):
+            message = message.replace(secret, "***").replace(unquote(secret), "***")
+        return SourceError(f"{what} {self.display_url}: {message}")
 
     # --- connection -------------------------------------------------------------------------
 
@@ -159,7 +175,7 @@ class AceSource:
             )
             conn.execute("BEGIN")  # one read snapshot for the count and the rows
         except sqlite3.Error as err:
-            raise SourceError(f"Cannot open {self.display_url}: {err}") from err
+            raise self._error("Cannot open", err) from err
         return conn
 
     def _connect_pg(self) -> Any:
@@ -174,8 +190,7 @@ class AceSource:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
         except psycopg.Error as err:
-            # libpq's messages name host and user, never the password.
-            raise SourceError(f"Cannot connect to {self.display_url}: {err}") from err
+            raise self._error("Cannot connect to", err) from err
         return conn
 
     def _cursor(self) -> _Cursor:
@@ -183,14 +198,12 @@ class AceSource:
         return cursor
 
     def _execute(self, cursor: _Cursor, sql: str, params: Sequence[Any] = ()) -> None:
-        if self.vendor == "postgresql":
-            sql = sql.replace("?", "%s")
         try:
             cursor.execute(sql, params)
         except Exception as err:
             if self.vendor == "postgresql":
                 self._conn.rollback()
-            raise SourceError(f"Cannot read {self.table!r} at {self.display_url}: {err}") from err
+            raise self._error(f"Cannot read {self.table!r} at", err) from err
 
     def _read_columns(self) -> tuple[str, ...]:
         cursor = self._cursor()
@@ -209,7 +222,7 @@ class AceSource:
     def _where(self) -> tuple[str, list[str]]:
         if not self.only:
             return "", []
-        marks = ", ".join("?" for _ in self.only)
+        marks = ", ".join(self._mark for _ in self.only)
         return f' WHERE "clientKey" IN ({marks})', list(self.only)
 
     def count(self) -> int:

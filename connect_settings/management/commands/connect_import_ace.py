@@ -123,7 +123,8 @@ class Command(BaseCommand):
             action="store_true",
             help=(
                 "ACE still serves the app (before the cut-over), so its data is the newest: "
-                "take ACE's shared secret where ours differs. Never after the cut-over."
+                "take ACE's shared secret, and its settings, where ours differ. Never after "
+                "the cut-over."
             ),
         )
 
