@@ -25,6 +25,7 @@ from django.test import Client
 from django.utils import timezone
 
 from connect_settings import signals, store
+from connect_settings.ace_import import importer as importer_module
 from connect_settings.ace_import.importer import json_equal
 from connect_settings.ace_import.rows import RowError, decode_value
 from connect_settings.ace_import.source import AceSource, SourceError, redact
@@ -626,6 +627,26 @@ def test_each_tenant_is_one_transaction(ace, monkeypatch):
     assert settings_of("tenant-a") == {"config": 1}
     assert "tenant-b: database error (DatabaseError)" in result.out
     assert "disk full" not in result.text
+
+
+def test_an_interrupted_run_reports_what_it_finished(ace, monkeypatch):
+    ace.install("tenant-a", SECRET_A)
+    ace.install("tenant-b", SECRET_B)
+    real = importer_module.import_tenant
+
+    def interrupt_at_b(tenant: Any, options: Any) -> Any:
+        if tenant.client_key == "tenant-b":
+            raise KeyboardInterrupt  # Ctrl-C while tenant-b is being imported
+        return real(tenant, options)
+
+    monkeypatch.setattr(importer_module, "import_tenant", interrupt_at_b)
+    result = run_import(ace.url)
+
+    assert result.error is not None and result.error.returncode == 130
+    assert "Interrupted" in str(result.error)
+    assert list(Tenant.objects.values_list("client_key", flat=True)) == ["tenant-a"]
+    assert "1 of 2 rows read (interrupted)" in result.out
+    assert table_row(result.out, "tenants") == [1, 0, 0, 0, 0]
 
 
 def test_setting_changed_is_sent_for_what_the_import_wrote(ace, django_capture_on_commit_callbacks):

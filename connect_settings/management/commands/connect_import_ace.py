@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import (
@@ -162,7 +163,7 @@ class Command(BaseCommand):
                 "see the report above."
             )
 
-    def _tenant_printer(self, verbosity: int) -> Any:
+    def _tenant_printer(self, verbosity: int) -> Callable[[TenantOutcome], None]:
         def show(outcome: TenantOutcome) -> None:
             self.stdout.write(outcome.describe())
             if verbosity >= 3:
