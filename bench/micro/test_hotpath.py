@@ -1,0 +1,186 @@
+"""Micro-benchmarks of the hot path, beside the floor of the same work done by hand.
+
+The floor is one SHA-256 of the canonical request (what the qsh needs) and one HMAC-SHA256 of
+the token's signing input (what the signature needs): no implementation can do less.
+Run through ``bench/run.py micro`` (PostgreSQL + Redis, as production) or directly:
+``pytest bench/micro --ds=bench.settings``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+from typing import Any
+
+import pytest
+from django.core.handlers.wsgi import WSGIHandler
+from django.test import RequestFactory
+
+from bench import harness
+from bench.harness import Req
+from bench.inprocess import Caller
+from connect_settings import auth, store
+from connect_settings.jwt import tokens
+from connect_settings.jwt.canonical import canonical_request, query_string_hash
+from connect_settings.tenants import get_tenant
+from connect_settings.testing import make_tenant
+
+TENANT = harness.make_tenants(1)[0]
+PATH = "/configure"
+TTL = 3600
+
+
+@pytest.fixture
+def tenant(transactional_db: Any, settings: Any) -> Any:
+    settings.ROOT_URLCONF = "bench.micro.urls"
+    settings.CONNECT_SETTINGS = {**settings.CONNECT_SETTINGS, "APP_KEY": harness.APP_KEY}
+    t = make_tenant(TENANT.client_key, TENANT.secret)
+    store.set("appSettings", {"team_name": "Support", "results_per_page": 25}, t.client_key)
+    get_tenant(t.client_key)  # warm the shared cache
+    return t
+
+
+@pytest.fixture
+def page_token() -> str:
+    return harness.page_path(TENANT, TTL).rsplit("jwt=", 1)[1]
+
+
+@pytest.fixture
+def session_token() -> str:
+    return harness.session_token(TENANT, TTL)
+
+
+# --- the floor ---------------------------------------------------------------------------------
+
+
+def test_floor_sha256(benchmark: Any) -> None:
+    canonical = canonical_request("GET", PATH, harness.PAGE_QUERY).encode()
+    benchmark.group = "floor"
+    benchmark(lambda: hashlib.sha256(canonical).hexdigest())
+
+
+def test_floor_hmac_sha256(benchmark: Any, page_token: str) -> None:
+    signing_input = page_token.rsplit(".", 1)[0].encode()
+    key = TENANT.secret.encode()
+    benchmark.group = "floor"
+    benchmark(lambda: hmac.new(key, signing_input, hashlib.sha256).digest())
+
+
+def test_floor_hmac_plus_sha256(benchmark: Any, page_token: str) -> None:
+    canonical = canonical_request("GET", PATH, harness.PAGE_QUERY).encode()
+    signing_input = page_token.rsplit(".", 1)[0].encode()
+    key = TENANT.secret.encode()
+
+    def floor() -> None:
+        hmac.new(key, signing_input, hashlib.sha256).digest()
+        hashlib.sha256(canonical).hexdigest()
+
+    benchmark.group = "floor"
+    benchmark(floor)
+
+
+# --- pure token work ---------------------------------------------------------------------------
+
+
+def test_canonical_request_and_qsh(benchmark: Any) -> None:
+    benchmark.group = "jwt"
+    benchmark(query_string_hash, "GET", PATH, harness.PAGE_QUERY)
+
+
+def test_request_qsh_matches(benchmark: Any, page_token: str, settings: Any) -> None:
+    full = f"{PATH}?{harness.PAGE_QUERY}&jwt={page_token}"
+    request = RequestFactory().get(full, RAW_URI=full)
+    qsh = tokens.read_unverified(page_token)[1]["qsh"]
+    benchmark.group = "jwt"
+    assert benchmark(auth.request_qsh_matches, request, qsh)
+
+
+def test_verify_page_token(benchmark: Any, page_token: str) -> None:
+    def verify() -> dict[str, Any]:
+        header, _ = tokens.read_unverified(page_token)
+        return tokens.verify_hs256(page_token, TENANT.secret, header=header)
+
+    benchmark.group = "jwt"
+    benchmark(verify)
+
+
+def test_verify_session_token(benchmark: Any, session_token: str) -> None:
+    def verify() -> dict[str, Any]:
+        header, _ = tokens.read_unverified(session_token)
+        return tokens.verify_hs256(session_token, TENANT.secret, header=header)
+
+    benchmark.group = "jwt"
+    benchmark(verify)
+
+
+def test_mint_session_token(benchmark: Any, tenant: Any) -> None:
+    cached = get_tenant(tenant.client_key)
+    benchmark.group = "jwt"
+    benchmark(auth.mint_session_token, cached, "557058:bench-user", {})
+
+
+# --- tenants and the store ---------------------------------------------------------------------
+
+
+def test_tenant_lookup_cached(benchmark: Any, tenant: Any) -> None:
+    benchmark.group = "tenant"
+    assert benchmark(get_tenant, tenant.client_key) is not None
+
+
+def test_tenant_lookup_uncached(benchmark: Any, tenant: Any) -> None:
+    benchmark.group = "tenant"
+    assert benchmark(lambda: get_tenant(tenant.client_key, fresh=True)) is not None
+
+
+def test_store_get(benchmark: Any, tenant: Any) -> None:
+    benchmark.group = "store"
+    assert benchmark(store.get, "appSettings", tenant.client_key) is not None
+
+
+def test_store_set(benchmark: Any, tenant: Any) -> None:
+    counter = itertools.count()
+    benchmark.group = "store"
+    # A new value each time: every call is a real, committed write.
+    benchmark(lambda: store.set("counter", next(counter), tenant.client_key))
+
+
+def test_store_all(benchmark: Any, tenant: Any) -> None:
+    benchmark.group = "store"
+    assert benchmark(store.all, tenant.client_key)
+
+
+# --- whole requests through Django's handler (a warm worker, no socket) -----------------------
+
+
+@pytest.fixture
+def call(tenant: Any) -> Caller:
+    caller = Caller(WSGIHandler())
+    return caller
+
+
+def _bench_request(benchmark: Any, call: Caller, req: Req) -> None:
+    for _ in range(50):  # warm: connection, templates, caches
+        call(req)
+    benchmark.group = "request"
+    benchmark(call, req)
+
+
+def test_request_empty_unauthenticated(benchmark: Any, call: Caller) -> None:
+    _bench_request(benchmark, call, Req("GET", "/bench/empty"))
+
+
+def test_request_empty_session_token(benchmark: Any, call: Caller, session_token: str) -> None:
+    _bench_request(benchmark, call, Req("GET", "/bench/session", f"JWT {session_token}"))
+
+
+def test_request_empty_page_token(benchmark: Any, call: Caller) -> None:
+    _bench_request(benchmark, call, Req("GET", harness.page_path(TENANT, TTL, "/bench/page")))
+
+
+def test_request_health(benchmark: Any, call: Caller) -> None:
+    _bench_request(benchmark, call, Req("GET", "/health"))
+
+
+def test_request_w4_settings(benchmark: Any, call: Caller, session_token: str) -> None:
+    _bench_request(benchmark, call, Req("GET", "/api/settings", f"JWT {session_token}"))

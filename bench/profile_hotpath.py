@@ -1,0 +1,104 @@
+"""Profile one workload in-process: the Django app's WSGI handler called directly, no server.
+
+    .venv/bin/python bench/profile_hotpath.py W4 [--requests 3000] [--tool pyinstrument|cprofile]
+
+Sets up a scratch PostgreSQL database (``bench_profile``) and the Redis tenant cache as the
+side-by-side run does, installs a few tenants through the real signed ``/installed``, warms
+the process, then profiles ``--requests`` requests of the workload. Prints a text profile and
+the mean wall time per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import harness
+from bench.harness import Req
+from bench.inprocess import Caller
+
+KID = "bench/install-key-1"
+BASE_URL = "http://127.0.0.1:8000"
+
+
+def setup(tenant_count: int, key_url: str) -> dict[str, Any]:
+    db = harness.recreate_database("bench_profile")
+    harness.flush_redis()
+    os.environ.update(harness.django_env(db, BASE_URL, key_url))
+    harness.migrate(harness.django_env(db, BASE_URL, key_url))
+    import django
+
+    django.setup()
+    from django.core.wsgi import get_wsgi_application
+
+    return {"app": get_wsgi_application()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workload", choices=["health", "W1", "W2", "W3", "W4"])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--tenants", type=int, default=16)
+    parser.add_argument(
+        "--tool", choices=["pyinstrument", "cprofile", "none"], default="pyinstrument"
+    )
+    args = parser.parse_args()
+
+    from bench.run import build_requests
+
+    with harness.key_server(KID) as (key_url, private_key):
+        call = Caller(setup(args.tenants, key_url)["app"])
+        tenants = harness.make_tenants(args.tenants)
+        import json
+
+        for t in tenants:
+            token = harness.install_token(t, private_key, KID, BASE_URL)
+            call(
+                Req(
+                    "POST",
+                    "/installed",
+                    f"JWT {token}",
+                    json.dumps(t.payload(), separators=(",", ":")),
+                )
+            )
+        reqs = build_requests(tenants, "ours", BASE_URL, private_key)[args.workload]
+        for i in range(min(500, args.requests)):  # warm: caches, connections, templates
+            call(reqs[i % len(reqs)])
+
+        def run() -> float:
+            start = time.perf_counter()
+            for i in range(args.requests):
+                call(reqs[i % len(reqs)])
+            return time.perf_counter() - start
+
+        if args.tool == "pyinstrument":
+            from pyinstrument import Profiler
+
+            profiler = Profiler(interval=0.0002)
+            profiler.start()
+            elapsed = run()
+            profiler.stop()
+            print(profiler.output_text(unicode=True, color=False, show_all=False))
+        elif args.tool == "cprofile":
+            import cProfile
+            import pstats
+
+            prof = cProfile.Profile()
+            prof.enable()
+            elapsed = run()
+            prof.disable()
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(45)
+        else:
+            elapsed = run()
+        print(f"{args.workload}: {elapsed / args.requests * 1e6:.0f} µs per request in-process")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

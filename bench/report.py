@@ -1,0 +1,178 @@
+"""JSON, Markdown and PNG output of the benchmark scripts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+LABELS = {"ours": "connect_settings (Django)", "ace": "ACE 11.5.3 (Node)"}
+
+
+def _write_json(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+
+def side_by_side_markdown(results: dict[str, Any]) -> str:
+    cfg = results["config"]
+    g = cfg["gunicorn"]
+    lines = [
+        "| workload | side | req/s | p50 ms | p99 ms | errors | RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, w in results["workloads"].items():
+        for side in ("ours", "ace"):
+            s = w[side]
+            lines.append(
+                f"| {name} | {LABELS[side]} | {s['rps']:.0f} | {s['p50_ms']:.2f} | "
+                f"{s['p99_ms']:.2f} | {s['errors']} | {s['rss_mib']:.0f} |"
+            )
+        o, a = w["ours"], w["ace"]
+        lines.append(
+            f"| {name} | **ours / ACE** | **{o['rps'] / a['rps']:.2f}x** | "
+            f"{o['p50_ms'] / a['p50_ms']:.2f}x | **{o['p99_ms'] / a['p99_ms']:.2f}x** | | "
+            f"{o['rss_mib'] / a['rss_mib']:.2f}x |"
+        )
+    out = [
+        f"{cfg['connections']} connections, {cfg['duration_s']:g} s per run, "
+        f"{cfg['rounds']} rounds alternating sides, {cfg['tenants']} tenants; gunicorn "
+        f"{g['workers']} x {g['worker_class']}"
+        + (f" ({g['threads']} threads)" if g["threads"] > 1 else "")
+        + f", node cluster of {cfg['ace_workers']}. Figures are means over rounds "
+        "(RSS: the peak of the process group).",
+        "",
+        *lines,
+    ]
+    if results.get("overhead"):
+        out += [
+            "",
+            "Authentication overhead end to end (1 connection, p50 of W4 minus p50 of /health;"
+            " W4 also reads the settings row):",
+            "",
+            "| side | /health p50 µs | W4 p50 µs | W4 - /health µs |",
+            "|---|---:|---:|---:|",
+        ]
+        for side, o in results["overhead"].items():
+            out.append(
+                f"| {LABELS[side]} | {o['health_p50_us']:.0f} | {o['w4_p50_us']:.0f} | "
+                f"{o['w4_minus_health_p50_us']:.0f} |"
+            )
+    return "\n".join(out) + "\n"
+
+
+def _chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results["workloads"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    width = 0.38
+    colours = {"ours": "#0b6e4f", "ace": "#c1666b"}
+    for ax, metric, title in (
+        (axes[0], "rps", "Throughput (req/s, higher is better)"),
+        (axes[1], "p99_ms", "p99 latency (ms, lower is better)"),
+    ):
+        for k, side in enumerate(("ours", "ace")):
+            xs = [i + (k - 0.5) * width for i in range(len(names))]
+            values = [results["workloads"][n][side][metric] for n in names]
+            bars = ax.bar(xs, values, width, label=LABELS[side], color=colours[side])
+            ax.bar_label(bars, fmt="%.0f" if metric == "rps" else "%.1f", fontsize=8)
+        ax.set_xticks(range(len(names)), names)
+        ax.set_title(title, fontsize=10)
+        ax.margins(y=0.15)
+    axes[0].legend(fontsize=8, loc="upper right")
+    cfg = results["config"]
+    fig.suptitle(
+        f"connect_settings vs atlassian-connect-express 11.5.3 - {cfg['connections']} "
+        f"connections, {results['machine']['cpus']} cores, loopback",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_side_by_side(results: dict[str, Any], stem: Path) -> None:
+    _write_json(results, stem.with_suffix(".json"))
+    stem.with_suffix(".md").write_text(side_by_side_markdown(results))
+    _chart(results, stem.with_suffix(".png"))
+
+
+def scale_markdown(results: dict[str, Any]) -> str:
+    lines = [
+        "| tenants | settings rows | op | p50 µs | p99 µs | mean µs | growth (p50) |",
+        "|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    steps = results["steps"]
+    first = steps[0]
+    for step in steps:
+        for op, figures in step["ops"].items():
+            base = first["ops"][op]["p50_us"]
+            lines.append(
+                f"| {step['tenants']:,} | {step['rows']:,} | {op} | {figures['p50_us']:.0f} | "
+                f"{figures['p99_us']:.0f} | {figures['mean_us']:.0f} | "
+                f"{figures['p50_us'] / base:.2f}x |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write_scale(results: dict[str, Any], stem: Path) -> None:
+    _write_json(results, stem.with_suffix(".json"))
+    stem.with_suffix(".md").write_text(scale_markdown(results))
+
+
+def micro_figures(data: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """``{test name: {median_us, min_us, mean_us}}`` from pytest-benchmark's JSON."""
+    return {
+        b["name"].removeprefix("test_"): {
+            "median_us": b["stats"]["median"] * 1e6,
+            "min_us": b["stats"]["min"] * 1e6,
+            "mean_us": b["stats"]["mean"] * 1e6,
+            "rounds": b["stats"]["rounds"],
+        }
+        for b in data["benchmarks"]
+    }
+
+
+def micro_derived(figures: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Authentication overhead (authenticated empty view minus the unauthenticated one)."""
+    med = {name: f["median_us"] for name, f in figures.items()}
+    floor = med["floor_hmac_plus_sha256"]
+    session = med["request_empty_session_token"] - med["request_empty_unauthenticated"]
+    page = med["request_empty_page_token"] - med["request_empty_unauthenticated"]
+    return {
+        "floor_us": floor,
+        "auth_overhead_session_us": session,
+        "auth_overhead_page_us": page,
+        "auth_overhead_session_x_floor": session / floor,
+        "auth_overhead_page_x_floor": page / floor,
+        "w4_minus_health_us": med["request_w4_settings"] - med["request_health"],
+    }
+
+
+def micro_markdown(data: dict[str, Any]) -> str:
+    figures = micro_figures(data)
+    floor = figures["floor_hmac_plus_sha256"]["median_us"]
+    lines = [
+        "| benchmark | median µs | min µs | x floor (median) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, f in figures.items():
+        lines.append(
+            f"| {name} | {f['median_us']:.1f} | {f['min_us']:.1f} | {f['median_us'] / floor:.1f} |"
+        )
+    d = micro_derived(figures)
+    lines += [
+        "",
+        f"- floor (one HMAC-SHA256 + one SHA-256): {d['floor_us']:.2f} µs",
+        f"- authentication overhead, session token (W4's kind): "
+        f"{d['auth_overhead_session_us']:.0f} µs = {d['auth_overhead_session_x_floor']:.0f}x floor",
+        f"- authentication overhead, page token (W1's kind, with qsh): "
+        f"{d['auth_overhead_page_us']:.0f} µs = {d['auth_overhead_page_x_floor']:.0f}x floor",
+        f"- W4 minus /health in-process (auth + the settings query): "
+        f"{d['w4_minus_health_us']:.0f} µs",
+    ]
+    return "\n".join(lines) + "\n"
