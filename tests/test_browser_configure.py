@@ -64,14 +64,18 @@ def site(browser: Any, connect_live_install: Any) -> Iterator[Any]:
     "Manage apps" page with the configure page framed."""
     emulator, tenant = connect_live_install("jira")
     context = browser.new_context(viewport={"width": 1100, "height": 1400})
-    requested: list[str] = []
-    context.on("request", lambda request: requested.append(request.url))
+    requested: list[tuple[str, str]] = []
+    context.on("request", lambda request: requested.append((request.method, request.url)))
 
     class Site:
         def __init__(self) -> None:
             self.emulator = emulator
             self.tenant = tenant
             self.requested = requested
+
+        def saves(self) -> int:
+            """POSTs the browser has sent to /configure so far."""
+            return sum(1 for m, u in requested if m == "POST" and urlsplit(u).path == "/configure")
 
         def open(self) -> tuple[Any, Any]:
             from playwright.sync_api import expect
@@ -143,7 +147,7 @@ def test_fill_save_and_reload_shows_the_values(site: Any, request: pytest.Fixtur
     assert "browser-secret-123" not in frame.locator("html").inner_html()
     _shot(page, request, "3-reloaded")
     # Nothing was fetched from anywhere but the app and the host (no external assets).
-    hosts = {urlsplit(url).hostname for url in site.requested if url.startswith("http")}
+    hosts = {urlsplit(url).hostname for _, url in site.requested if url.startswith("http")}
     assert hosts <= {"127.0.0.1", "localhost"}, hosts
 
 
@@ -256,12 +260,15 @@ def test_keyboard_only_save_and_a_double_click_saves_once(
     expect(frame.locator("#cs-status")).to_have_text("Saved.")
     assert _stored(site)["team_name"] == "Keyboard" and _stored(site)["notify"] is False
 
+    assert site.saves() == 1
     frame.get_by_label("Results per page").fill("77")
     frame.get_by_role("button", name="Save").dblclick()
     expect(frame.locator("#cs-status")).to_have_text("Saved.")
     expect(frame.get_by_role("button", name="Save")).to_be_enabled()
     _shot(page, request, "double-click")
-    # One save for the double click: version 2, no 409 shown, two history entries in all.
+    # The double click sent one save (the second click found the button disabled).
+    assert site.saves() == 2
+    expect(frame.locator("#cs-form-errors")).to_be_hidden()
     assert list(
         ConfigurationChange.objects.order_by("version").values_list("version", flat=True)
     ) == [1, 2]
