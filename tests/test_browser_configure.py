@@ -21,6 +21,7 @@ import pytest
 
 from connect_settings import store
 from connect_settings.auth import mint_session_token
+from connect_settings.jwt.tokens import read_unverified
 from connect_settings.models import ConfigurationChange
 
 CHROMIUM = os.environ.get("CONNECT_CHROMIUM", "/usr/bin/chromium")
@@ -157,6 +158,10 @@ def test_invalid_number_shows_its_message_beside_the_field(
     from playwright.sync_api import expect
 
     page, frame = site.open()
+    # A token the page has held for a while (still valid): every answer, a 400 too, renews it.
+    meta = frame.locator('meta[name="token"]')
+    aged = mint_session_token(site.tenant, site.emulator.account_id, now=time.time() - 800)
+    meta.evaluate("(el, t) => el.setAttribute('content', t)", aged)
     frame.get_by_label("Results per page").fill("500")
     frame.get_by_role("button", name="Save").click()
     error = frame.locator("#id_results_per_page_error")
@@ -168,6 +173,8 @@ def test_invalid_number_shows_its_message_beside_the_field(
     expect(frame.locator("#cs-status")).to_contain_text("Not saved")
     _shot(page, request, "error")
     assert _stored(site) == {} and not ConfigurationChange.objects.exists()
+    renewed = meta.get_attribute("content")
+    assert renewed != aged and read_unverified(renewed)[1]["iat"] > time.time() - 60
     # Corrected, the error goes away and the save goes through.
     number.fill("100")
     frame.get_by_role("button", name="Save").click()
