@@ -32,9 +32,11 @@ class TokenKind(StrEnum):
     CONTEXT = "context"
     #: An app session token we minted (``X-acpt``), issuer = our app key.
     SESSION = "session"
+    #: A Forge Invocation Token (Forge Remote), verified by :mod:`connect_settings.forge`.
+    FORGE = "forge"
 
 
-ALL_KINDS = frozenset(TokenKind)
+ALL_KINDS = frozenset({TokenKind.PAGE, TokenKind.CONTEXT, TokenKind.SESSION})
 PAGE_ONLY = frozenset({TokenKind.PAGE})
 #: What ``check_valid_token`` accepts: our session tokens, host context JWTs, and a host
 #: token whose qsh matches this request exactly (no weaker than a page load).
@@ -50,11 +52,17 @@ class ConnectContext:
     kind: TokenKind
     client_key: str = field(init=False)
     account_id: str | None = field(init=False)
+    #: Forge requests only: the installation, its site, and the app system token (never
+    #: shown in repr or logs).
+    installation_id: str | None = None
+    cloud_id: str | None = None
+    system_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.client_key = self.tenant.client_key
-        sub = self.claims.get("sub")
-        self.account_id = sub if isinstance(sub, str) and sub else None
+        user = self.claims.get("principal") if self.kind == TokenKind.FORGE else None
+        user = user or self.claims.get("sub")
+        self.account_id = user if isinstance(user, str) and user else None
 
     @cached_property
     def session_token(self) -> str:

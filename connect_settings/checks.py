@@ -173,3 +173,44 @@ def _is_secret_field(setting: str, field: str) -> bool:
     except (ImportError, ImproperlyConfigured):
         return False  # an unloadable form is reported by its own check
     return field in secret_field_names(form_class)
+
+
+@register(Tags.security, "connect_settings")
+def check_forge(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Forge Remote settings, when FORGE_APP_ID turns it on."""
+    from .forge import APP_ARI
+
+    try:
+        app_id = connect_settings.FORGE_APP_ID
+    except ImproperlyConfigured:
+        return []
+    if not app_id:
+        return []
+    errors: list[CheckMessage] = []
+    if not APP_ARI.fullmatch(str(app_id)):
+        errors.append(
+            Error(
+                "CONNECT_SETTINGS['FORGE_APP_ID'] must be ari:cloud:ecosystem::app/<uuid>.",
+                id="connect_settings.E020",
+            )
+        )
+    debug = django_settings.DEBUG
+    urls = [*connect_settings.FORGE_JWKS_URLS, *connect_settings.FORGE_STAGING_JWKS_URLS]
+    if not connect_settings.FORGE_JWKS_URLS:
+        errors.append(
+            Error("CONNECT_SETTINGS['FORGE_JWKS_URLS'] is empty.", id="connect_settings.E021")
+        )
+    elif not debug and not all(_https(str(u)) for u in urls):
+        errors.append(
+            Error(
+                "Every Forge JWKS URL must use https when DEBUG is off.", id="connect_settings.E021"
+            )
+        )
+    patterns = [str(p).lower() for p in connect_settings.FORGE_API_HOSTS]
+    if not debug and any(fnmatch.fnmatchcase(h, p) for h in _PROBE_HOSTS for p in patterns):
+        errors.append(
+            Error(
+                "CONNECT_SETTINGS['FORGE_API_HOSTS'] admits any host.", id="connect_settings.E022"
+            )
+        )
+    return errors

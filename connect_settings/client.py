@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 import requests
+from django.utils import timezone
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
@@ -25,7 +27,14 @@ from .jwt.canonical import query_string_hash
 from .jwt.tokens import mint_hs256
 from .models import Tenant
 
-__all__ = ["BoundedRetry", "HostClient", "HostError", "HostUnavailable"]
+__all__ = [
+    "BoundedRetry",
+    "ForgeClient",
+    "HostClient",
+    "HostError",
+    "HostUnavailable",
+    "client_for",
+]
 
 USER_AGENT = f"django-connect-settings/{__version__} (+requests/{requests.__version__})"
 APP_TOKEN_TTL = 180
@@ -157,6 +166,7 @@ class HostClient:
 
     def __init__(self, tenant: Tenant, *, timeout: float | None = None) -> None:
         self.tenant = tenant
+        self.base_url = tenant.base_url
         self.timeout = float(connect_settings.HTTP_TIMEOUT if timeout is None else timeout)
 
     def _sign(self, prepared: requests.PreparedRequest) -> None:
@@ -189,7 +199,7 @@ class HostClient:
         session = shared_session()
         request = requests.Request(
             method.upper(),
-            self.tenant.base_url + path,
+            self.base_url + path,
             params=params,
             json=json,
             data=data,
@@ -226,3 +236,44 @@ class HostClient:
 
     def delete(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("DELETE", path, **kwargs)
+
+
+class ForgeClient(HostClient):
+    """Product REST calls from Forge Remote: ``Authorization: Bearer <app system token>`` to
+    the installation's ``apiBaseUrl`` (Confluence paths under ``/wiki``). Same pooling,
+    retries and errors as :class:`HostClient`; ``path`` is the same product path."""
+
+    def __init__(
+        self, api_base_url: str, system_token: str, *, timeout: float | None = None
+    ) -> None:
+        self.tenant = None  # type: ignore[assignment]
+        base = api_base_url.rstrip("/")
+        # apiBaseUrl is .../ex/confluence/<cloudId> for Confluence, whose REST lives under /wiki.
+        self.base_url = base + "/wiki" if "/ex/confluence/" in base else base
+        self._token = system_token
+        self.timeout = float(connect_settings.HTTP_TIMEOUT if timeout is None else timeout)
+
+    def _sign(self, prepared: requests.PreparedRequest) -> None:
+        prepared.headers["Authorization"] = f"Bearer {self._token}"
+
+    def __repr__(self) -> str:
+        return f"<ForgeClient {self.base_url}>"
+
+
+def client_for(tenant: Tenant) -> HostClient | None:
+    """How to reach the tenant's host now: through Forge while we hold a valid system token
+    (it keeps working after the Connect version is gone), else as the Connect app while it
+    is installed; None when neither is possible."""
+    from .models import ForgeInstallation
+
+    soon = timezone.now() + timedelta(seconds=60)
+    forge = (
+        ForgeInstallation.objects.filter(tenant_id=tenant.pk, system_token_expires_at__gt=soon)
+        .exclude(api_base_url="")
+        .order_by("-last_seen_at")
+        .first()
+    )
+    token = forge.system_token if forge is not None else None
+    if forge is not None and token:
+        return ForgeClient(forge.api_base_url, token)
+    return HostClient(tenant) if tenant.installed else None

@@ -69,6 +69,17 @@ DEFAULTS: dict[str, Any] = {
     #: Seconds deliveries wait after an install (the host accepts the new secret only once
     #: the install completed); ``enabled`` releases them at once.
     "MIRROR_INSTALL_DELAY": 5.0,
+    #: Forge Remote: the app's ARI (``ari:cloud:ecosystem::app/<uuid>``; empty: Forge off),
+    #: JWKS URLs for Forge Invocation Tokens (production, and staging for apps whose
+    #: ``apiBaseUrl`` is on api.stg.atlassian.com), leeway, JWKS timeout and refetch cooldown,
+    #: and the hosts an ``apiBaseUrl`` may name (fnmatch; https unless loopback).
+    "FORGE_APP_ID": "",
+    "FORGE_JWKS_URLS": ["https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json"],
+    "FORGE_STAGING_JWKS_URLS": ["https://forge.cdn.stg.atlassian-dev.net/.well-known/jwks.json"],
+    "FORGE_LEEWAY": 10,
+    "FORGE_JWKS_TIMEOUT": 5.0,
+    "FORGE_JWKS_COOLDOWN": 30.0,
+    "FORGE_API_HOSTS": ["api.atlassian.com", "api.stg.atlassian.com"],
     #: Django cache alias for tenant lookups, and their lifetime in seconds.
     "TENANT_CACHE": "default",
     "TENANT_CACHE_TTL": 300,
@@ -120,10 +131,11 @@ class ConnectSettings:
     def reload(self) -> None:
         self._cache = None
         # Objects built from settings (key fetcher, cipher) are rebuilt on next use.
-        from . import client, crypto, install_keys
+        from . import client, crypto, forge, install_keys
 
         client.reset()
         crypto.reset()
+        forge.reset()
         install_keys.reset()
 
 

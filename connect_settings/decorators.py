@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from .auth import ALL_KINDS, PAGE_ONLY, ConnectContext, TokenKind, authenticate_request
-from .exceptions import AuthenticationFailed
+from .exceptions import AuthenticationFailed, ConnectError
 from .middleware import add_session_header
 from .responses import exception_response
 
@@ -89,3 +89,32 @@ def check_valid_token(view: V | None = None, *, allow_context: bool = True) -> V
     if view is None:
         return lambda v: _guard(v, accept)
     return _guard(view, accept)
+
+
+def _resolve_forge(request: HttpRequest) -> ConnectContext:
+    from .forge import authenticate_forge
+
+    connect = getattr(request, "connect", None)
+    if connect is not None and connect.kind == TokenKind.FORGE:
+        return connect
+    error = getattr(request, "connect_error", None)
+    if error is not None and getattr(request, "connect_error_forge", False):
+        raise error
+    return authenticate_forge(request)
+
+
+def forge_remote(view: V) -> V:
+    """Require a valid Forge Invocation Token (Forge Remote) and set ``request.connect`` to the
+    tenant it maps to, with ``installation_id``, ``cloud_id``, ``account_id`` (the principal)
+    and ``system_token``. 401 only for an invalid FIT; other failures have their own status.
+    """
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        try:
+            request.connect = _resolve_forge(request)  # type: ignore[attr-defined]
+        except ConnectError as err:
+            return exception_response(err)
+        return view(request, *args, **kwargs)
+
+    return csrf_exempt(wrapped)  # type: ignore[return-value]

@@ -13,15 +13,21 @@ from typing import Any
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.deprecation import MiddlewareMixin
 
-from .auth import authenticate_request, has_token
-from .exceptions import AuthenticationFailed
+from .auth import TokenKind, authenticate_request, has_token
+from .conf import connect_settings
+from .exceptions import AuthenticationFailed, ConnectError
 
 SESSION_HEADER = "X-acpt"
 
 
+def _has_bearer(request: HttpRequest) -> bool:
+    return request.META.get("HTTP_AUTHORIZATION", "")[:7].lower() == "bearer "
+
+
 def add_session_header(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
     connect = getattr(request, "connect", None)
-    if connect is not None and SESSION_HEADER not in response:
+    # Forge Remote callers are not our pages: they get no session token.
+    if connect is not None and connect.kind != TokenKind.FORGE and SESSION_HEADER not in response:
         response[SESSION_HEADER] = connect.session_token
     return response
 
@@ -38,7 +44,18 @@ class ConnectMiddleware(MiddlewareMixin):
         view_args: tuple[Any, ...],
         view_kwargs: dict[str, Any],
     ) -> None:
-        if getattr(view_func, "connect_auth_exempt", False) or not has_token(request):
+        if getattr(view_func, "connect_auth_exempt", False):
+            return
+        if connect_settings.FORGE_APP_ID and _has_bearer(request):
+            from .forge import authenticate_forge
+
+            request.connect_error_forge = True  # type: ignore[attr-defined]
+            try:
+                request.connect = authenticate_forge(request)  # type: ignore[attr-defined]
+            except ConnectError as err:
+                request.connect_error = err  # type: ignore[attr-defined]
+            return
+        if not has_token(request):
             return
         try:
             request.connect = authenticate_request(request)  # type: ignore[attr-defined]

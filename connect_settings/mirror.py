@@ -22,7 +22,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from .client import HostError
+from .client import HostError, client_for
 from .conf import connect_settings
 from .exceptions import ConnectError
 from .models import MirrorEntry, Tenant
@@ -159,13 +159,15 @@ def remirror_tenant(tenant: Tenant, *, delay: float = 0.0) -> list[int]:
     return ids
 
 
-def resume_tenant(tenant: Tenant) -> list[int]:
-    """Deliver the tenant's pending entries now, due or not (the host just enabled us)."""
-    ids = list(
-        MirrorEntry.objects.filter(
-            tenant_id=tenant.pk, status=MirrorEntry.Status.PENDING
-        ).values_list("pk", flat=True)
-    )
+def resume_tenant(tenant: Tenant, *, retry_failed: bool = False) -> list[int]:
+    """Deliver the tenant's pending entries now, due or not (the host just enabled us, or a
+    fresh Forge system token arrived); ``retry_failed`` gives failed entries a new start."""
+    entries = MirrorEntry.objects.filter(tenant_id=tenant.pk)
+    if retry_failed:
+        entries.filter(status=MirrorEntry.Status.FAILED).update(
+            status=MirrorEntry.Status.PENDING, attempts=0, next_attempt_at=timezone.now()
+        )
+    ids = list(entries.filter(status=MirrorEntry.Status.PENDING).values_list("pk", flat=True))
     enqueue(ids)
     return ids
 
@@ -251,13 +253,14 @@ def _take_lease(entry_id: int) -> MirrorEntry | None:
 
 def _send(entry: MirrorEntry) -> ConnectError | None:
     tenant = Tenant.objects.filter(pk=entry.tenant_id).first()  # the current secret
-    if tenant is None or not tenant.installed:
+    client = client_for(tenant) if tenant is not None else None
+    if client is None:
         return ConnectError(
             "The tenant is uninstalled; delivery waits for a reinstall.",
             code="tenant_uninstalled",
         )
     try:
-        props = AppProperties(tenant)
+        props = AppProperties(tenant, client=client)
         if entry.deleted:
             props.delete(entry.property_key)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -215,3 +216,48 @@ class MirrorEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.property_key} of tenant {self.tenant_id} ({self.status})"
+
+
+class ForgeInstallation(models.Model):
+    """A Forge installation (``ari:cloud:ecosystem::installation/<uuid>``) of the app, mapped
+    to the Connect tenant of the same site.
+
+    One tenant may see several installation ids over time (reinstall, site import). The app
+    system token (``x-forge-oauth-system``) is kept encrypted until it expires, so deliveries
+    can reach the host after the Connect version is gone.
+    """
+
+    class Source(models.TextChoices):
+        CONNECT_PAYLOAD = "connect-payload", _("Connect install payload")
+        FORGE_EVENT = "forge-event", _("Forge installed event")
+        RESERVED_PROPERTY = "reserved-property", _("reserved clientKey app property")
+        SITE_URL = "site-url", _("site URL")
+
+    installation_id = models.CharField(_("installation id"), max_length=255, unique=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="forge_installations")
+    cloud_id = models.CharField(_("cloud id"), max_length=64, blank=True, db_index=True)
+    site_url = models.URLField(_("site URL"), max_length=512, blank=True)
+    api_base_url = models.URLField(_("API base URL"), max_length=512, blank=True)
+    environment = models.CharField(_("environment"), max_length=32, blank=True)
+    source = models.CharField(_("mapped from"), max_length=32, choices=Source.choices)
+    system_token_encrypted = models.TextField(blank=True, editable=False)
+    system_token_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("Forge installation")
+        verbose_name_plural = _("Forge installations")
+        ordering = ["-last_seen_at"]
+
+    def __str__(self) -> str:
+        return f"{self.installation_id} -> tenant {self.tenant_id}"
+
+    @property
+    def system_token(self) -> str | None:
+        """The cached system token while it is valid (a minute of margin), else None."""
+        if not self.system_token_encrypted or self.system_token_expires_at is None:
+            return None
+        if self.system_token_expires_at <= timezone.now() + timedelta(seconds=60):
+            return None
+        return crypto.decrypt(self.system_token_encrypted)

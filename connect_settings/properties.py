@@ -70,9 +70,11 @@ def serialise_value(value: Any) -> str:
 class AppProperties:
     """``list``, ``get``, ``put``, ``delete`` for one tenant's properties of our app."""
 
-    def __init__(self, tenant: Tenant, client: HostClient | None = None) -> None:
+    def __init__(self, tenant: Tenant | None, client: HostClient | None = None) -> None:
+        if client is None and tenant is None:
+            raise ValueError("AppProperties needs a tenant or a client")
         self.tenant = tenant
-        self.client = client or HostClient(tenant)
+        self.client = client or HostClient(tenant)  # type: ignore[arg-type]
         app_key = quote(connect_settings.APP_KEY, safe="")
         self.base = f"/rest/atlassian-connect/1/addons/{app_key}/properties"
 

@@ -30,3 +30,7 @@ setting_changed = Signal()
 #: Arguments: ``sender`` (MirrorEntry class), ``tenant_id``, ``property_key``, ``status``,
 #: ``version`` (the version that was sent).
 property_mirrored = Signal()
+
+#: A Forge lifecycle event (installed / upgraded) was handled for a tenant.
+#: Arguments: ``sender`` (Tenant class), ``tenant``, ``event_type``, ``installation_id``.
+forge_event = Signal()

@@ -6,7 +6,9 @@ pytest-django configures Django), so everything Django-specific is imported insi
 
 from __future__ import annotations
 
+import json
 import threading
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -17,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 __all__ = [
     "DEFAULT_SECRET",
+    "FORGE_APP_ID",
+    "ForgeSigner",
     "Installer",
     "KeyServer",
     "connect_host",
@@ -29,6 +33,9 @@ __all__ = [
     "public_pem",
     "signed_url",
 ]
+
+
+JWKS_PATH = "/.well-known/jwks.json"
 
 
 def generate_rsa_key() -> rsa.RSAPrivateKey:
@@ -61,6 +68,10 @@ class KeyServer:
             def do_GET(self) -> None:
                 server.requests += 1
                 kid = self.path.lstrip("/")
+                if self.path == JWKS_PATH and server.mode == "ok":
+                    body = json.dumps(server.jwks()).encode()
+                    self._send(200, body)
+                    return
                 if server.mode == "slow":
                     server._release.wait(server.delay)
                 if server.mode == "down":
@@ -94,6 +105,20 @@ class KeyServer:
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
+
+    @property
+    def jwks_url(self) -> str:
+        """The same keys as a JSON Web Key Set (what Forge publishes for FITs)."""
+        return self.url + JWKS_PATH
+
+    def jwks(self) -> dict[str, Any]:
+        from jwt.algorithms import RSAAlgorithm
+
+        keys = []
+        for kid, key in self.keys.items():
+            jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+            keys.append({**jwk, "kid": kid, "use": "sig", "alg": "RS256"})
+        return {"keys": keys}
 
     def add_key(self, kid: str, key: rsa.RSAPrivateKey | None = None) -> rsa.RSAPrivateKey:
         self.keys[kid] = key or generate_rsa_key()
@@ -317,3 +342,92 @@ def connect_live_install(
         return emulator, Tenant.objects.get(client_key=emulator.client_key)
 
     return install
+
+
+# --- Forge Remote ----------------------------------------------------------------------------
+
+FORGE_APP_ID = "ari:cloud:ecosystem::app/00000000-1111-2222-3333-444444444444"
+
+
+def forge_installation_id() -> str:
+    return f"ari:cloud:ecosystem::installation/{uuid.uuid4()}"
+
+
+class ForgeSigner:
+    """Mints Forge Invocation Tokens with a key published by a :class:`KeyServer`'s JWKS."""
+
+    def __init__(
+        self, key_server: KeyServer, kid: str = "forge-kid-1", app_id: str = FORGE_APP_ID
+    ) -> None:
+        self.key_server = key_server
+        self.kid = kid
+        self.app_id = app_id
+        self.private_key = key_server.keys.get(kid) or key_server.add_key(kid)
+
+    def fit(
+        self,
+        installation_id: str,
+        *,
+        cloud_id: str = "11111111-2222-3333-4444-555555555555",
+        api_base_url: str = "https://api.atlassian.com/ex/jira/11111111-2222-3333-4444-555555555555",
+        site_url: str | None = None,
+        principal: str | None = None,
+        ttl: int = 25,
+        now: float | None = None,
+        kid: str | None = None,
+        key: Any = None,
+        overrides: dict[str, Any] | None = None,
+        drop: tuple[str, ...] = (),
+    ) -> str:
+        import time as _time
+
+        import jwt as pyjwt
+
+        issued = int(now if now is not None else _time.time())
+        claims: dict[str, Any] = {
+            "iss": "forge/invocation-token",
+            "aud": self.app_id,
+            "iat": issued,
+            "nbf": issued,
+            "exp": issued + ttl,
+            "jti": str(uuid.uuid4()),
+            "app": {
+                "id": self.app_id,
+                "version": "1",
+                "installationId": installation_id,
+                "apiBaseUrl": api_base_url,
+                "installation": {
+                    "id": installation_id,
+                    "contexts": [{"cloudId": cloud_id, "apiBaseUrl": api_base_url}],
+                },
+                "environment": {"type": "DEVELOPMENT", "id": str(uuid.uuid4())},
+                "module": {"type": "core:endpoint", "key": "remote"},
+            },
+        }
+        if site_url is not None:
+            claims["context"] = {"cloudId": cloud_id, "siteUrl": site_url, "moduleKey": "ui"}
+        if principal is not None:
+            claims["principal"] = principal
+        claims.update(overrides or {})
+        for name in drop:
+            claims.pop(name, None)
+        # Encoded directly (not mint_rs256) so that dropped time claims stay dropped.
+        return pyjwt.encode(
+            claims,
+            key or self.private_key,
+            algorithm="RS256",
+            headers={"typ": "JWT", "kid": kid or self.kid},
+        )
+
+
+@pytest.fixture
+def connect_forge(connect_key_server: KeyServer, settings: Any) -> ForgeSigner:
+    """A :class:`ForgeSigner` whose JWKS the app trusts, with FORGE_APP_ID configured."""
+    settings.CONNECT_SETTINGS = {
+        **settings.CONNECT_SETTINGS,
+        "FORGE_APP_ID": FORGE_APP_ID,
+        "FORGE_JWKS_URLS": [connect_key_server.jwks_url],
+        "FORGE_STAGING_JWKS_URLS": [connect_key_server.jwks_url],
+        "FORGE_API_HOSTS": ["api.atlassian.com", "api.stg.atlassian.com", "127.0.0.1"],
+    }
+    return ForgeSigner(connect_key_server)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import configure, descriptor, lifecycle
+from .views import configure, descriptor, forge, lifecycle
 
 app_name = "connect_settings"
 
@@ -13,4 +13,5 @@ urlpatterns = [
     path("enabled", lifecycle.EnabledView.as_view(), name="enabled"),
     path("disabled", lifecycle.DisabledView.as_view(), name="disabled"),
     path("configure", configure.configure, name="configure"),
+    path("forge/events", forge.ForgeEventsView.as_view(), name="forge-events"),
 ]

@@ -4,7 +4,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
 from connect_settings import store
-from connect_settings.decorators import check_valid_token
+from connect_settings.decorators import check_valid_token, forge_remote
 
 
 @require_GET
@@ -18,3 +18,17 @@ def settings_json(request: HttpRequest) -> JsonResponse:
 def health(request: HttpRequest) -> JsonResponse:
     """Unauthenticated; the baseline against which authentication overhead is measured."""
     return JsonResponse({"ok": True})
+
+
+@require_GET
+@forge_remote
+def forge_settings(request: HttpRequest) -> JsonResponse:
+    """What a Forge front end (through Forge Remote) reads: the same tenant's settings."""
+    connect = request.connect
+    return JsonResponse(
+        {
+            "settings": store.all(connect.client_key),
+            "installationId": connect.installation_id,
+            "cloudId": connect.cloud_id,
+        }
+    )

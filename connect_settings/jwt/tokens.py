@@ -20,6 +20,7 @@ __all__ = [
     "mint_hs256",
     "mint_rs256",
     "read_unverified",
+    "translate_error",
     "verify_hs256",
     "verify_rs256",
 ]
@@ -42,7 +43,8 @@ def read_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return header, claims
 
 
-def _translate(err: pyjwt.PyJWTError) -> TokenError:
+def translate_error(err: pyjwt.PyJWTError) -> TokenError:
+    """PyJWT's exception as a :class:`TokenError` with a stable code and a safe message."""
     # Order matters: several of these subclass each other in PyJWT.
     if isinstance(err, pyjwt.ExpiredSignatureError):
         return TokenError("The token has expired.", code="token_expired")
@@ -94,7 +96,7 @@ def verify_hs256(
             options={"require": list(require), "verify_aud": False},
         )
     except pyjwt.PyJWTError as err:
-        raise _translate(err) from err
+        raise translate_error(err) from err
 
 
 def verify_rs256(
@@ -125,7 +127,7 @@ def verify_rs256(
             options={"require": list(require), "verify_aud": verify_aud},
         )
     except pyjwt.PyJWTError as err:
-        raise _translate(err) from err
+        raise translate_error(err) from err
 
 
 def _with_times(claims: Mapping[str, Any], ttl: int, now: float | None) -> dict[str, Any]:
