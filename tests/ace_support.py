@@ -186,7 +186,10 @@ def scratch_postgres_database(name: str) -> Iterator[str]:
     try:
         admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as err:
-        postgres_unavailable(f"PostgreSQL unreachable at {urlsplit(POSTGRES_URL).netloc}: {err}")
+        server = urlsplit(POSTGRES_URL)
+        postgres_unavailable(
+            f"PostgreSQL unreachable at {server.hostname}:{server.port or 5432}: {err}"
+        )
     ident = sql.Identifier(name)
     try:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
