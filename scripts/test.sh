@@ -51,6 +51,17 @@ run_suite() {  # run_suite VENV LABEL
   fi
 }
 
+# The browser tests drive Debian's Chromium (Playwright cannot download browsers here).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    echo "== installing Chromium for the browser tests (apt-get)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "Chromium could not be installed; browser tests will skip (fail under CI=true)." >&2
+  else
+    echo "== /usr/bin/chromium is missing: browser tests will skip (fail under CI=true)."
+  fi
+fi
+
 echo "== setting up .venv (python3)"
 setup_venv .venv python3
 echo "== ruff"
