@@ -102,6 +102,17 @@ CONNECT_SETTINGS = {
     ),
     "SECRET_KEYS": env.list("CONNECT_SECRET_KEYS", default=[]),
     "CONFIGURE_FORM": "demo_project.forms.DemoSettingsForm",
+    # Forge Remote (off unless an app id is given); the JWKS and API hosts default to
+    # Atlassian's, plus loopback while debugging so the local emulator can stand in.
+    "FORGE_APP_ID": env.str("CONNECT_FORGE_APP_ID", default=""),
+    "FORGE_JWKS_URLS": env.list(
+        "CONNECT_FORGE_JWKS_URLS",
+        default=["https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json"],
+    ),
+    "FORGE_API_HOSTS": env.list(
+        "CONNECT_FORGE_API_HOSTS",
+        default=["api.atlassian.com", "api.stg.atlassian.com", *_loopback],
+    ),
     # Mirrored to the host's app properties, where a descriptor condition
     # (entity_property_equal_to, entity "addon") or a Forge front end can read them.
     "MIRROR": [
