@@ -7,9 +7,10 @@ import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import Q
 
 from connect_settings import mirror
-from connect_settings.client import HostError
+from connect_settings.client import HostError, client_for
 from connect_settings.models import AddonSetting, MirrorEntry, Tenant
 from connect_settings.properties import AppProperties
 
@@ -61,7 +62,13 @@ class Command(BaseCommand):
                 mirror.deliver(entry_id)
             self.stdout.write(f"Delivered {len(due)} due entr{'y' if len(due) == 1 else 'ies'}.")
 
-        tenants = Tenant.objects.filter(installed=True).order_by("client_key")
+        # Tenants reachable as Connect apps or through Forge (after the move, a tenant's
+        # Connect version may be gone while its Forge installation carries on).
+        tenants = (
+            Tenant.objects.filter(Q(installed=True) | Q(forge_installations__isnull=False))
+            .distinct()
+            .order_by("client_key")
+        )
         if tenant:
             tenants = tenants.filter(client_key=tenant)
             if not tenants.exists():
@@ -100,17 +107,22 @@ class Command(BaseCommand):
             ).values_list("key", "value")
         )
         entries = {e.property_key: e for e in MirrorEntry.objects.filter(tenant_id=tenant.pk)}
-        props = AppProperties(tenant)
+        client = client_for(tenant)
+        props = AppProperties(tenant, client=client) if client is not None else None
         out = []
         for spec in specs:
             ours = spec.extract(settings.get(spec.setting, mirror.MISSING))
-            try:
-                theirs = props.get(spec.property, default=_ABSENT)
-                error = None
-            except HostError as err:
-                theirs, error = _ABSENT, err
+            error: str | None = None
+            theirs = _ABSENT
+            if props is None:
+                error = "no_route"
+            else:
+                try:
+                    theirs = props.get(spec.property, default=_ABSENT)
+                except HostError as err:
+                    error = err.code
             if error is not None:
-                state = f"unreachable ({error.code})"
+                state = f"unreachable ({error})"
             elif (ours is mirror.MISSING) == (theirs is _ABSENT) and (
                 ours is mirror.MISSING or ours == theirs
             ):
