@@ -34,10 +34,12 @@ def read_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
         raise TokenError("The token is not a JWT.", code="malformed_token")
     try:
-        header = pyjwt.get_unverified_header(token)
-        claims = pyjwt.decode(token, options={"verify_signature": False})
+        # One pass for header and claims: PyJWT checks every base64 character of each segment,
+        # so get_unverified_header() + decode() cost a third of a whole verification.
+        decoded = pyjwt.api_jwt.decode_complete(token, options={"verify_signature": False})
     except pyjwt.PyJWTError as err:
         raise TokenError("The token is not a JWT.", code="malformed_token") from err
+    header, claims = decoded["header"], decoded["payload"]
     if not isinstance(claims, dict):
         raise TokenError("The token's claims are not an object.", code="malformed_token")
     return header, claims
