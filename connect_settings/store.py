@@ -68,8 +68,10 @@ def get(key: str, client_key: str, default: Any = None) -> Any:
     tenant = get_tenant(client_key)
     if tenant is None:
         return default
-    rows = AddonSetting.objects.filter(tenant_id=tenant.pk, key=key).values_list("value", flat=True)
-    for value in rows[:1]:
+    # order_by(): (tenant, key) is unique, and the model's default ordering would join the
+    # tenant table only to sort by client key.
+    rows = AddonSetting.objects.filter(tenant_id=tenant.pk, key=key).order_by()
+    for value in rows.values_list("value", flat=True)[:1]:
         return value
     return default
 
