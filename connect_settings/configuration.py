@@ -110,8 +110,10 @@ def _setting_key() -> str:
 
 
 def stored_values(tenant: Tenant) -> dict[str, Any]:
+    # order_by(): the models' default orderings would join the tenant table only to sort.
     value = (
         AddonSetting.objects.filter(tenant_id=tenant.pk, key=_setting_key())
+        .order_by()
         .values_list("value", flat=True)
         .first()
     )
@@ -122,7 +124,7 @@ def stored_values(tenant: Tenant) -> dict[str, Any]:
 def current_state(tenant: Tenant) -> dict[str, Any]:
     """``{"values": <redacted>, "version": n, "updated_at": ...}`` for pages and answers."""
     form_class = configure_form_class()
-    config = Configuration.objects.filter(tenant_id=tenant.pk).first()
+    config = Configuration.objects.filter(tenant_id=tenant.pk).order_by().first()
     return {
         "values": redact(form_class, effective_values(form_class, stored_values(tenant))),
         "version": config.version if config else 0,

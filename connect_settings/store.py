@@ -63,6 +63,13 @@ def _notify(tenant: Tenant, key: str, old: Any, new: Any, deleted: bool) -> None
     )
 
 
+def _locked_row(tenant: Tenant, key: str) -> AddonSetting | None:
+    # order_by(): the default ordering (tenant, key) joins the tenant table, and FOR UPDATE
+    # would then lock the tenant's row too, queueing lifecycle changes behind every save.
+    rows = AddonSetting.objects.select_for_update().filter(tenant_id=tenant.pk, key=key)
+    return rows.order_by().first()
+
+
 def get(key: str, client_key: str, default: Any = None) -> Any:
     """The stored value, or ``default`` when the key (or the tenant) has none."""
     tenant = get_tenant(client_key)
@@ -82,7 +89,7 @@ def set(key: str, value: Any, client_key: str) -> Any:
     _check_value(value)
     tenant = _tenant(client_key)
     with transaction.atomic():
-        row = AddonSetting.objects.select_for_update().filter(tenant_id=tenant.pk, key=key).first()
+        row = _locked_row(tenant, key)
         if row is None:
             try:
                 with transaction.atomic():
@@ -108,7 +115,7 @@ def delete(key: str, client_key: str) -> bool:
     if tenant is None:
         return False
     with transaction.atomic():
-        row = AddonSetting.objects.select_for_update().filter(tenant_id=tenant.pk, key=key).first()
+        row = _locked_row(tenant, key)
         if row is None:
             return False
         old = row.value
