@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from io import StringIO
@@ -26,7 +27,7 @@ from django.utils import timezone
 
 from connect_settings import signals, store
 from connect_settings.ace_import import importer as importer_module
-from connect_settings.ace_import.importer import json_equal
+from connect_settings.ace_import.importer import Importer, ImportOptions, json_equal
 from connect_settings.ace_import.rows import RowError, decode_value
 from connect_settings.ace_import.source import AceSource, SourceError, redact
 from connect_settings.lifecycle import PAYLOAD_FIELDS
@@ -493,6 +494,24 @@ def test_progress_is_shown_per_batch_on_long_runs(ace):
     assert quiet.err == "" and short.err == ""
 
 
+def test_a_live_sqlite_ace_can_write_while_the_import_reads(ace):
+    for i in range(6):
+        ace.install(f"t-{i}", SECRET_A)
+    written: list[int] = []
+
+    def ace_writes(done: int, total: int) -> None:
+        # timeout=0: "database is locked" at once if the import held SQLite's read lock.
+        with closing(sqlite3.connect(ace.path, timeout=0)) as conn, conn:
+            conn.execute("INSERT INTO AddonSettings (clientKey, key, val) VALUES ('a', 'k', '1')")
+        written.append(done)
+
+    with AceSource(ace.url, batch_size=2) as source:
+        report = Importer(source, ImportOptions(dry_run=True)).run(progress=ace_writes)
+
+    assert written == [1, 2, 3, 4, 5, 6]
+    assert report.tenants.created == 6  # "a" sorts before the page already read: next run
+
+
 def test_a_tenant_reinstalled_here_is_kept_with_its_secret_and_settings(ace):
     ace.install("tenant-a", SECRET_A)
     ace.set("tenant-a", "config", {"from": "ace"})
@@ -704,14 +723,58 @@ def test_custom_table_name(tmp_path):
 
 
 def test_source_reads_in_batches_grouped_by_tenant(ace):
-    for key in ("b", "a", "b", "c", "a"):
+    for key in ("b", "a", None, "b", "c", None, "a", None):
         ace.set(key, "x", 1)
     with AceSource(ace.url, batch_size=2) as source:
-        assert source.count() == 5
+        assert source.count() == 8
         groups = [(ck, [r.id for r in rows]) for ck, rows in source.tenants()]
-    assert groups == [("a", [2, 5]), ("b", [1, 3]), ("c", [4])]
+    assert groups == [(None, [3, 6, 8]), ("a", [2, 7]), ("b", [1, 4]), ("c", [5])]
+    with AceSource(ace.url, batch_size=1, only=["c", "a"]) as source:
+        assert source.count() == 3
+        assert [(ck, len(rows)) for ck, rows in source.tenants()] == [("a", 2), ("c", 1)]
     with pytest.raises(SourceError, match="at least 1"):
         AceSource(ace.url, batch_size=0)
+
+
+def test_reads_a_postgresql_store_with_text_values_and_timestamps():
+    """An older or hand-made ACE table on PostgreSQL: ``val`` as text, sequelize timestamps."""
+    import psycopg
+
+    with scratch_postgres_database(f"ace_import_text_{os.getpid()}") as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                'CREATE TABLE "AddonSettings" (id serial PRIMARY KEY, "clientKey" varchar(255), '
+                'key varchar(255), val text, "createdAt" timestamptz NOT NULL, '
+                '"updatedAt" timestamptz NOT NULL)'
+            )
+            rows = [
+                (
+                    "tenant-a",
+                    "clientInfo",
+                    json.dumps(install_payload("tenant-a", sharedSecret=SECRET_A)),
+                    "2024-06-01T00:00:00Z",
+                ),
+                ("tenant-a", "config", "{not json", "2024-06-01T00:00:00Z"),
+                ("tenant-a", "count", "7", "2024-01-01T00:00:00Z"),
+                ("tenant-a", "count", "8", "2023-01-01T00:00:00Z"),  # higher id, older: loses
+                (None, "loose", "1", "2024-01-01T00:00:00Z"),
+            ]
+            for client_key, key, val, at in rows:
+                conn.execute(
+                    'INSERT INTO "AddonSettings" ("clientKey", key, val, "createdAt", "updatedAt") '
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    (client_key, key, val, at, at),
+                )
+        result = run_import(url, "--batch-size", "2")
+
+    assert result.error is not None, result.text
+    assert Tenant.objects.get().shared_secret == SECRET_A
+    assert Tenant.objects.get().secret_rotated_at == datetime(2024, 6, 1, tzinfo=UTC)
+    assert settings_of("tenant-a") == {"count": 7}
+    assert "invalid JSON" in report_line(result.out, 2)
+    assert "row 3" in report_line(result.out, 4)
+    assert "the row has no clientKey" in report_line(result.out, 5)
+    assert "postgres://" in result.out and "5 of 5 rows read" in result.out
 
 
 # --- ACE itself writes the store (node) ---------------------------------------------------

@@ -5,8 +5,10 @@ ACE 11.5.3 (``lib/store/sequelize.js``) defines the model ``AddonSetting`` (tabl
 (``Sequelize.JSON``: ``json`` on PostgreSQL, text with NUMERIC affinity on SQLite), a
 non-unique index on ``(clientKey, key)`` and ``timestamps: false``; older versions and
 hand-made tables may carry sequelize's ``createdAt`` / ``updatedAt``, which are used when
-present. The source is only ever read: SQLite is opened read-only, PostgreSQL in a read-only
-REPEATABLE READ transaction, so the row count and the rows come from one snapshot.
+present. The source is only ever read. PostgreSQL: one read-only REPEATABLE READ
+transaction, so the count and the rows come from one snapshot, which blocks no writer.
+SQLite (opened read-only): one short statement per batch, so a live ACE keeps writing; a
+row written meanwhile is read if the paging has not passed it, and by the next run if not.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class _Cursor(Protocol):
     def execute(self, query: Any, params: Sequence[Any] = ...) -> Any: ...
     def fetchone(self) -> Any: ...
     def fetchmany(self, size: int = ...) -> list[Any]: ...
+    def fetchall(self) -> list[Any]: ...
 
 
 def redact(url: str) -> str:
@@ -173,7 +176,6 @@ class AceSource:
             conn = sqlite3.connect(
                 f"file:{quote(path)}?mode=ro", uri=True, isolation_level=None, timeout=30
             )
-            conn.execute("BEGIN")  # one read snapshot for the count and the rows
         except sqlite3.Error as err:
             raise self._error("Cannot open", err) from err
         return conn
@@ -231,26 +233,66 @@ class AceSource:
         self._execute(cursor, f"SELECT COUNT(*) FROM {quote_table(self.table)}{where}", params)  # noqa: S608
         return int(cursor.fetchone()[0])
 
-    def rows(self) -> Iterator[AceRow]:
-        """Every row ordered by clientKey, then id; fetched ``batch_size`` at a time."""
+    def _columns_sql(self) -> tuple[str, list[str]]:
         stamps = [c for c in TIMESTAMP_COLUMNS if c in self.columns]
         # Text on PostgreSQL whatever the column type (json, jsonb, or text in old ACEs), so
         # both databases go through the same decoder and invalid JSON in text is reported.
         val = '"val"::text' if self.vendor == "postgresql" else '"val"'
-        select = ", ".join(['"id"', '"clientKey"', '"key"', val, *(f'"{c}"' for c in stamps)])
-        where, params = self._where()
-        sql = f'SELECT {select} FROM {quote_table(self.table)}{where} ORDER BY "clientKey", "id"'  # noqa: S608
+        return ", ".join(['"id"', '"clientKey"', '"key"', val, *(f'"{c}"' for c in stamps)]), stamps
+
+    def _batches(self) -> Iterator[list[Any]]:
+        select, _ = self._columns_sql()
+        base = f"SELECT {select} FROM {quote_table(self.table)}"  # noqa: S608
         if self.vendor == "postgresql":
-            # A server-side cursor: a million rows are never all in memory at once.
+            where, params = self._where()
+            # A server-side cursor in the snapshot: a million rows are never all in memory.
             cursor = self._conn.cursor(name="connect_import_ace")
             cursor.itersize = self.batch_size
-        else:
-            cursor = self._cursor()
-        self._execute(cursor, sql, params)
+            self._execute(cursor, f'{base}{where} ORDER BY "clientKey", "id"', params)
+            while batch := cursor.fetchmany(self.batch_size):
+                yield batch
+            return
+        # SQLite: each batch is a short statement of its own (keyset pagination), because an
+        # open read would hold SQLite's SHARED lock for the whole import and make a live
+        # ACE's writes fail with "database is locked". Rows without a clientKey (NULL, which
+        # a row-value comparison cannot page over) come first, paged by id alone.
+        if not self.only:
+            last_id: int | None = None
+            while True:
+                after = "" if last_id is None else ' AND "id" > ?'
+                params = ([] if last_id is None else [last_id]) + [self.batch_size]
+                batch = self._fetch(
+                    f'{base} WHERE "clientKey" IS NULL{after} ORDER BY "id" LIMIT ?', params
+                )
+                if not batch:
+                    break
+                yield batch
+                last_id = batch[-1][0]
+        last: tuple[str, int] | None = None
         while True:
-            batch = cursor.fetchmany(self.batch_size)
+            conditions, params = ['"clientKey" IS NOT NULL'], []
+            if self.only:
+                conditions.append(f'"clientKey" IN ({", ".join("?" for _ in self.only)})')
+                params += list(self.only)
+            if last is not None:
+                conditions.append('("clientKey", "id") > (?, ?)')
+                params += list(last)
+            sql = f'{base} WHERE {" AND ".join(conditions)} ORDER BY "clientKey", "id" LIMIT ?'
+            batch = self._fetch(sql, [*params, self.batch_size])
             if not batch:
                 break
+            yield batch
+            last = (batch[-1][1], batch[-1][0])
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        cursor = self._cursor()
+        self._execute(cursor, sql, params)
+        return list(cursor.fetchall())
+
+    def rows(self) -> Iterator[AceRow]:
+        """Every row ordered by clientKey, then id; fetched ``batch_size`` at a time."""
+        _, stamps = self._columns_sql()
+        for batch in self._batches():
             for record in batch:
                 extra = dict(zip(stamps, record[4:], strict=True))
                 yield AceRow(
