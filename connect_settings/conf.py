@@ -69,6 +69,9 @@ DEFAULTS: dict[str, Any] = {
     #: Seconds deliveries wait after an install (the host accepts the new secret only once
     #: the install completed); ``enabled`` releases them at once.
     "MIRROR_INSTALL_DELAY": 5.0,
+    #: Seconds one delivery may hold an entry before another may take it over (a worker
+    #: killed mid-delivery); longer than a delivery's HTTP attempts take.
+    "MIRROR_LEASE_SECONDS": 120.0,
     #: Forge Remote: the app's ARI (``ari:cloud:ecosystem::app/<uuid>``; empty: Forge off),
     #: JWKS URLs for Forge Invocation Tokens (production, and staging for apps whose
     #: ``apiBaseUrl`` is on api.stg.atlassian.com), leeway, JWKS timeout and refetch cooldown,

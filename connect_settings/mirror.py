@@ -33,7 +33,8 @@ from .tasks_compat import task, task_backends
 logger = logging.getLogger("connect_settings.mirror")
 
 MISSING: Any = object()
-#: How long one delivery may hold an entry before another may take over (a crashed worker).
+#: How long one delivery may hold an entry before another may take over (a crashed worker):
+#: the default of MIRROR_LEASE_SECONDS, read through :func:`lease`.
 LEASE = timedelta(seconds=120)
 #: Deliveries of one entry in one go, at most (a bound even under a stream of saves).
 MAX_ROUNDS = 10
@@ -240,13 +241,17 @@ def _backoff(attempts: int) -> float:
     return delay * (0.8 + 0.4 * random.random())  # noqa: S311 - jitter, not crypto
 
 
+def lease() -> timedelta:
+    return timedelta(seconds=float(connect_settings.MIRROR_LEASE_SECONDS))
+
+
 def _take_lease(entry_id: int) -> MirrorEntry | None:
     # Compare-and-set rather than row locks, so SQLite (which has none) is as safe as PostgreSQL.
     now = timezone.now()
     taken = (
         MirrorEntry.objects.filter(pk=entry_id, status=MirrorEntry.Status.PENDING)
         .filter(Q(leased_until__isnull=True) | Q(leased_until__lte=now))
-        .update(leased_until=now + LEASE)
+        .update(leased_until=now + lease())
     )
     return MirrorEntry.objects.filter(pk=entry_id).first() if taken else None
 
