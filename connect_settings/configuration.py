@@ -121,12 +121,15 @@ def stored_values(tenant: Tenant) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def current_state(tenant: Tenant) -> dict[str, Any]:
-    """``{"values": <redacted>, "version": n, "updated_at": ...}`` for pages and answers."""
+def current_state(tenant: Tenant, stored: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``{"values": <redacted>, "version": n, "updated_at": ...}`` for pages and answers
+    (``stored``: the tenant's :func:`stored_values` when the caller has already read them)."""
     form_class = configure_form_class()
+    if stored is None:
+        stored = stored_values(tenant)
     config = Configuration.objects.filter(tenant_id=tenant.pk).order_by().first()
     return {
-        "values": redact(form_class, effective_values(form_class, stored_values(tenant))),
+        "values": redact(form_class, effective_values(form_class, stored)),
         "version": config.version if config else 0,
         "updated_at": config.updated_at.isoformat() if config and config.updated_at else None,
     }

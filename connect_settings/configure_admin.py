@@ -86,8 +86,9 @@ class ConfigurationAdmin(admin.ModelAdmin):
         if request.method == "POST" and not can_change:
             raise PermissionDenied
         form_class = configure_form_class()
-        form = build_form(form_class, stored_values(tenant))
-        version = current_state(tenant)["version"]
+        stored = stored_values(tenant)
+        form = build_form(form_class, stored)
+        version = current_state(tenant, stored)["version"]
         if request.method == "POST":
             try:
                 submitted_version = int(request.POST.get("version", ""))

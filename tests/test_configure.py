@@ -183,6 +183,21 @@ def test_hostile_values_are_escaped_in_the_form_the_json_and_the_history(client,
     assert _app_settings(html)["values"]["team_name"] == evil[:80]
 
 
+def test_page_reads_the_settings_once_without_joining_tenants(client, connect_tenant):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    assert _save(client, {"team_name": "Ops"}).status_code == 200
+    url = signed_url("test-client-key", DEFAULT_SECRET, PAGE)
+    client.get(url)  # warms the tenant cache
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    sql = [q["sql"] for q in queries.captured_queries]
+    settings_reads = [q for q in sql if "connect_settings_addonsetting" in q]
+    assert len(settings_reads) == 1, sql
+    assert not any("connect_settings_tenant" in q for q in sql), sql
+
+
 def test_page_shows_recent_history_with_secrets_redacted(client, connect_tenant, settings):
     settings.CONNECT_SETTINGS = {**settings.CONNECT_SETTINGS, "CONFIGURE_HISTORY_ON_PAGE": 2}
     for version, team in enumerate(["Ops", "Platform", "Payments"]):

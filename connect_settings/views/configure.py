@@ -97,8 +97,9 @@ def _page(request: HttpRequest) -> HttpResponse:
     if not tenant.enabled:
         return _disabled()
     form_class = configure_form_class()
-    state = current_state(tenant)
-    form = build_form(form_class, stored_values(tenant))
+    stored = stored_values(tenant)
+    state = current_state(tenant, stored)
+    form = build_form(form_class, stored)
     history = [
         {"change": change, "fields": describe_change(form_class, change.changes)}
         for change in recent_changes(tenant)
