@@ -27,6 +27,7 @@ from .. import __version__
 from .callbacks import InstallError, install_failure_message, post_callback
 from .descriptor import DescriptorError, descriptor_url_for, fetch_descriptor, validate_descriptor
 from .faults import Fault, FaultPlan
+from .forge import ForgeSite
 from .pages import find_module, page_url
 from .products import Product, get_product
 from .properties import PropertiesApi
@@ -50,11 +51,12 @@ def _digits(seed: str, count: int) -> str:
     return str(int(hashlib.sha256(seed.encode()).hexdigest(), 16))[:count]
 
 
-class Emulator:
+class Emulator(ForgeSite):
     """A local Atlassian Cloud site on ``http://127.0.0.1:<port>``.
 
     ``port=0`` picks a free port. ``state_file`` keeps installations, secrets, properties and
-    the signing key across restarts. Call :meth:`start` before anything that needs the URL.
+    the signing keys across restarts. Call :meth:`start` before anything that needs the URL.
+    The ``forge_*`` options configure the Forge version of the app (see :mod:`.forge`).
     """
 
     def __init__(
@@ -67,6 +69,10 @@ class Emulator:
         client_key: str | None = None,
         account_id: str | None = None,
         timeout: float = 10.0,
+        forge_app_id: str | None = None,
+        forge_environment: str | None = None,
+        forge_connect_key: str | None = None,
+        forge_events_url: str | None = None,
     ) -> None:
         self.product: Product = get_product(product)
         self.state = HostState.open(
@@ -86,6 +92,12 @@ class Emulator:
         self._session = requests.Session()
         self._session.headers["User-Agent"] = f"connect_settings-host/{__version__}"
         self.properties_api: PropertiesApi | None = None
+        self._init_forge(
+            app_id=forge_app_id,
+            environment=forge_environment,
+            connect_key=forge_connect_key,
+            events_url=forge_events_url,
+        )
 
     # Server ------------------------------------------------------------------------------
 
@@ -196,12 +208,16 @@ class Emulator:
         :class:`InstallError` when the app does not answer ``installed`` with 2xx.
         """
         with self._lifecycle_lock:
-            url = descriptor_url_for(app_url)
-            descriptor = fetch_descriptor(url, session=self._session, timeout=self.timeout)
-            problems = validate_descriptor(descriptor)
-            if problems:
-                raise DescriptorError(url, problems)
-            return self._install(url, descriptor)
+            return self._install_from(app_url)
+
+    def _install_from(self, app_url: str) -> Installation:
+        """:meth:`install` for a caller that holds the lifecycle lock."""
+        url = descriptor_url_for(app_url)
+        descriptor = fetch_descriptor(url, session=self._session, timeout=self.timeout)
+        problems = validate_descriptor(descriptor)
+        if problems:
+            raise DescriptorError(url, problems)
+        return self._install(url, descriptor)
 
     def reinstall(self, key: str | None = None) -> Installation:
         """Fetch the descriptor again and reinstall: the app receives a new shared secret."""
@@ -242,16 +258,21 @@ class Emulator:
         key = str(descriptor["key"])
         with self.state.lock:
             previous = self.state.installations.get(key)
+            # The site's Connect app is registered on Forge: its install payload carries the
+            # Forge installation id. Any other app keeps an id of its own.
+            forge_app = self.state.forge.connect_key in (None, key)
+            if forge_app:
+                installation_id = self.state.forge.installation_id
+            elif previous:
+                installation_id = previous.installation_id
+            else:
+                installation_id = f"ari:cloud:ecosystem::installation/{uuid.uuid4()}"
         installation = Installation(
             key=key,
             descriptor_url=descriptor_url,
             descriptor=descriptor,
             shared_secret=secrets.token_urlsafe(48),
-            installation_id=(
-                previous.installation_id
-                if previous
-                else f"ari:cloud:ecosystem::installation/{uuid.uuid4()}"
-            ),
+            installation_id=installation_id,
             enabled=previous.enabled if previous else True,
         )
         event = self._callback(installation, "installed")
@@ -265,6 +286,9 @@ class Emulator:
         with self.state.lock:
             self.state.installations[key] = installation
             self.state.app_properties(key)
+            if forge_app:
+                self.state.forge.connect_key = key
+                self.state.forge.moved_at = None
             self.state.save()
         if installation.enabled:
             self._callback(installation, "enabled")
@@ -457,4 +481,5 @@ class Emulator:
             "clientKey": self.client_key,
             "accountId": self.account_id,
             "apps": [i.summary() for i in self.installations()],
+            "forge": self.describe_forge(),
         }

@@ -111,13 +111,16 @@ class FaultPlan:
         with self._lock:
             return [copy.copy(f) for f in self._faults]
 
-    def take(self, method: str, path: str) -> Fault | None:
-        """The fault for this request, if any; uses up one of its count."""
+    def take(self, method: str, path: str, *aliases: str) -> Fault | None:
+        """The fault for this request, if any; uses up one of its count. ``aliases`` are other
+        paths the same resource is known by (the Forge route's product path)."""
+        paths = (path, *aliases)
         with self._lock:
             for fault in self._faults:
                 if fault.method and fault.method != method.upper():
                     continue
-                if not path.startswith(fault.path or self.default_path):
+                prefix = fault.path or self.default_path
+                if not any(p.startswith(prefix) for p in paths):
                     continue
                 fault.remaining -= 1
                 if fault.remaining <= 0:

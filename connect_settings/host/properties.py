@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +23,7 @@ __all__ = [
     "RESERVED_KEY",
     "PropertiesApi",
     "java_length",
+    "properties_route",
 ]
 
 RESERVED_KEY = "connect_client_key_019cdff3-8bfb-71fe-9628-875b700aebb8"
@@ -29,6 +32,14 @@ MAX_VALUE_LENGTH = 32768
 MAX_PROPERTIES = 100
 UNAUTHENTICATED = "Client must be authenticated to access this resource."
 KEY_TOO_LONG = f"The property key cannot be longer than {MAX_KEY_LENGTH} characters."
+
+
+def properties_route(context_path: str) -> re.Pattern[str]:
+    """The API's paths under a product base path: groups ``app`` and ``key`` (raw)."""
+    return re.compile(
+        re.escape(context_path)
+        + r"/rest/atlassian-connect/1/addons/(?P<app>[^/]+)/properties(?:/(?P<key>[^/]*))?/?"
+    )
 
 
 def java_length(text: str) -> int:
@@ -65,9 +76,9 @@ class PropertiesApi:
         self.base_url = base_url.rstrip("/")
         self.context_path = context_path
 
-    def self_link(self, addon_key: str, key: str | None = None) -> str:
-        url = f"{self.base_url}/rest/atlassian-connect/1/addons/{quote(addon_key, safe='')}"
-        url += "/properties"
+    def self_link(self, addon_key: str, key: str | None = None, base_url: str | None = None) -> str:
+        base = (base_url or self.base_url).rstrip("/")
+        url = f"{base}/rest/atlassian-connect/1/addons/{quote(addon_key, safe='')}/properties"
         return url if key is None else f"{url}/{quote(key, safe='')}"
 
     def authenticate(
@@ -106,34 +117,54 @@ class PropertiesApi:
         token: str | None,
         body: bytes,
     ) -> Reply:
+        """A call on the product's own route, authenticated by the app's Connect JWT."""
+
+        def authenticate() -> None:
+            self.authenticate(addon_key, method=method, raw_path=raw_path, query=query, token=token)
+
+        return self.serve(method, addon_key, key, body=body, authenticate=authenticate)
+
+    def serve(
+        self,
+        method: str,
+        addon_key: str,
+        key: str | None,
+        *,
+        body: bytes,
+        authenticate: Callable[[], object],
+        base_url: str | None = None,
+        scheme: str = "JWT",
+    ) -> Reply:
+        """The API itself, behind any authentication: ``authenticate`` raises
+        :class:`AppTokenError` to refuse (401). ``base_url`` is where ``self`` links point
+        (the Forge route serves the same properties under ``apiBaseUrl``)."""
         allowed = ("GET",) if key is None else ("GET", "PUT", "DELETE")
         if method not in allowed:
             allow = {"Allow": ", ".join(allowed)}
             return error(405, f"Method {method} is not allowed here.", allow)
         try:
-            self.authenticate(addon_key, method=method, raw_path=raw_path, query=query, token=token)
+            authenticate()
         except AppTokenError as err:
-            return error(401, f"{UNAUTHENTICATED} {err.reason}", {"WWW-Authenticate": "JWT"})
+            return error(401, f"{UNAUTHENTICATED} {err.reason}", {"WWW-Authenticate": scheme})
         if key is None:
-            return self._list(addon_key)
+            return self._list(addon_key, base_url)
         if java_length(key) > MAX_KEY_LENGTH:
             return error(400, KEY_TOO_LONG)
         if method == "GET":
-            return self._get(addon_key, key)
+            return self._get(addon_key, key, base_url)
         if key == RESERVED_KEY:
             return error(403, f"The property {RESERVED_KEY} is read-only.")
         if method == "PUT":
             return self._put(addon_key, key, body)
         return self._delete(addon_key, key)
 
-    def _list(self, addon_key: str) -> Reply:
+    def _list(self, addon_key: str, base_url: str | None) -> Reply:
         with self.state.lock:
             keys = sorted(self.state.properties.get(addon_key, {}))
-        return json_reply(
-            200, {"keys": [{"key": k, "self": self.self_link(addon_key, k)} for k in keys]}
-        )
+        links = [{"key": k, "self": self.self_link(addon_key, k, base_url)} for k in keys]
+        return json_reply(200, {"keys": links})
 
-    def _get(self, addon_key: str, key: str) -> Reply:
+    def _get(self, addon_key: str, key: str, base_url: str | None) -> Reply:
         with self.state.lock:
             if key == RESERVED_KEY:
                 value: Any = self.state.client_key
@@ -142,7 +173,8 @@ class PropertiesApi:
                 if key not in properties:
                     return error(404, f"Property with key not found: {key}")
                 value = properties[key]
-        return json_reply(200, {"key": key, "value": value, "self": self.self_link(addon_key, key)})
+        link = self.self_link(addon_key, key, base_url)
+        return json_reply(200, {"key": key, "value": value, "self": link})
 
     def _put(self, addon_key: str, key: str, body: bytes) -> Reply:
         value, problem = parse_json_value(body)

@@ -19,7 +19,11 @@ from .assets import ALL_JS, HOST_CSS, HOST_JS
 from .control import PREFIX as CONTROL_PREFIX
 from .control import handle_control
 from .faults import Fault
-from .replies import Reply, error
+from .forge import JWKS_PATH
+from .forge_api import PREFIX as FORGE_API_PREFIX
+from .forge_api import handle_forge_api, product_path
+from .properties import properties_route
+from .replies import Reply, error, json_reply
 
 if TYPE_CHECKING:
     from .emulator import Emulator
@@ -58,13 +62,6 @@ def _fault_reply(fault: Fault, status: int) -> Reply:
         )
         return error(429, "Rate limit exceeded.", headers)
     return error(status, f"Injected fault: HTTP {status}.", headers)
-
-
-def _properties_route(context_path: str) -> re.Pattern[str]:
-    return re.compile(
-        re.escape(context_path)
-        + r"/rest/atlassian-connect/1/addons/(?P<app>[^/]+)/properties(?:/(?P<key>[^/]*))?/?"
-    )
 
 
 class EmulatorHandler(BaseHTTPRequestHandler):
@@ -106,7 +103,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         if not self._host_allowed():
             return error(421, "This emulator answers only to 127.0.0.1 and localhost.")
         if not path.startswith(CONTROL_PREFIX):
-            fault = emu.faults.take(self.command, path)
+            # The /ex/ route is the product REST API too: faults aimed at one hit both.
+            alias = product_path(path) if path.startswith(FORGE_API_PREFIX) else None
+            fault = emu.faults.take(self.command, path, *([alias] if alias else []))
             if fault is not None:
                 if fault.delay:
                     emu.stopping.wait(fault.delay)
@@ -132,6 +131,12 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             )
         if path.startswith("/keys/"):
             return self._key(unquote(path[len("/keys/") :]))
+        if path == JWKS_PATH:
+            if method not in ("GET", "HEAD"):
+                return error(405, "Method not allowed here.", {"Allow": "GET"})
+            return json_reply(200, emu.forge_jwks())
+        if path.startswith(FORGE_API_PREFIX):
+            return handle_forge_api(emu, method, path, self.headers.get("Authorization"), body)
         if path in (f"{context_path}/atlassian-connect/all.js", "/atlassian-connect/all.js"):
             return _asset(ALL_JS, "application/javascript; charset=utf-8")
         if path == f"{CONTROL_PREFIX}/host.js":
@@ -250,7 +255,7 @@ def make_server(emulator: Emulator, host: str, port: int) -> EmulatorServer:
         (EmulatorHandler,),
         {
             "emulator": emulator,
-            "properties_route": _properties_route(emulator.product.context_path),
+            "properties_route": properties_route(emulator.product.context_path),
             "allowed_hosts": _LOOPBACK_NAMES | {host.lower()},
         },
     )

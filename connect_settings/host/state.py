@@ -21,6 +21,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from .forge_identity import ForgeIdentity
+
 __all__ = ["HostState", "Installation", "LifecycleEvent", "StateFileError"]
 
 STATE_VERSION = 1
@@ -130,6 +132,8 @@ class HostState:
         #: them after its Connect version is removed).
         self.properties: dict[str, dict[str, Any]] = {}
         self.events: deque[LifecycleEvent] = deque(maxlen=MAX_EVENTS)
+        #: The Forge version of the site's app: its ids, keys and whether the site moved.
+        self.forge = ForgeIdentity()
 
     @property
     def public_pem(self) -> bytes:
@@ -158,6 +162,7 @@ class HostState:
             "privateKey": pem.decode("ascii"),
             "installations": {k: i.to_json() for k, i in self.installations.items()},
             "properties": self.properties,
+            "forge": self.forge.to_json(),
         }
 
     def save(self) -> None:
@@ -223,6 +228,9 @@ class HostState:
             state.properties = {
                 str(k): dict(v) for k, v in dict(data.get("properties", {})).items()
             }
+            # Files written before the emulator learnt Forge have none: the site gets one.
+            if "forge" in data:
+                state.forge = ForgeIdentity.from_json(dict(data["forge"]))
         except (KeyError, TypeError, ValueError) as err:
             raise StateFileError(f"The state file {path} is damaged: {err}") from err
         return state
