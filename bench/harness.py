@@ -66,6 +66,49 @@ def group_rss_kib(pgid: int) -> int:
     return total
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU time used so far by the live processes of a process group."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / ticks
+
+
+def _cpu_times() -> tuple[int, int]:
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values), idle
+
+
+def machine_busy(window: float = 1.0) -> float:
+    """Fraction of all cores busy over ``window`` seconds (0.0 - 1.0)."""
+    total0, idle0 = _cpu_times()
+    time.sleep(window)  # the measurement window itself
+    total1, idle1 = _cpu_times()
+    return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def wait_for_quiet(max_busy: float, timeout: float) -> float:
+    """Wait (bounded) until other work leaves the cores mostly idle; the last busy fraction.
+
+    The machine may be shared: a run that starts while something else burns the cores says
+    little, so runs wait for a quiet second, and each run records what it started with.
+    """
+    deadline = time.monotonic() + timeout
+    busy = machine_busy()
+    while busy > max_busy and time.monotonic() < deadline:
+        busy = machine_busy()
+    return busy
+
+
 @dataclass
 class Service:
     """A server process in its own process group, logging to a file."""
@@ -105,6 +148,9 @@ class Service:
 
     def rss_kib(self) -> int:
         return group_rss_kib(self.pgid) if self.proc else 0
+
+    def cpu_seconds(self) -> float:
+        return group_cpu_seconds(self.pgid) if self.proc else 0.0
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -14,25 +14,34 @@ def _write_json(results: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
 
 
+def _max_busy(results: dict[str, Any]) -> float:
+    runs = [
+        r for w in results["workloads"].values() for s in ("ours", "ace") for r in w[s]["rounds"]
+    ]
+    return max((r.get("busy_before", 0.0) for r in runs), default=0.0)
+
+
 def side_by_side_markdown(results: dict[str, Any]) -> str:
     cfg = results["config"]
     g = cfg["gunicorn"]
     lines = [
-        "| workload | side | req/s | p50 ms | p99 ms | errors | RSS MiB |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| workload | side | req/s | p50 ms | p99 ms | errors | RSS MiB | CPU µs/req |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, w in results["workloads"].items():
         for side in ("ours", "ace"):
             s = w[side]
             lines.append(
                 f"| {name} | {LABELS[side]} | {s['rps']:.0f} | {s['p50_ms']:.2f} | "
-                f"{s['p99_ms']:.2f} | {s['errors']} | {s['rss_mib']:.0f} |"
+                f"{s['p99_ms']:.2f} | {s['errors']} | {s['rss_mib']:.0f} | "
+                f"{s['cpu_us_per_request']:.0f} |"
             )
         o, a = w["ours"], w["ace"]
         lines.append(
             f"| {name} | **ours / ACE** | **{o['rps'] / a['rps']:.2f}x** | "
             f"{o['p50_ms'] / a['p50_ms']:.2f}x | **{o['p99_ms'] / a['p99_ms']:.2f}x** | | "
-            f"{o['rss_mib'] / a['rss_mib']:.2f}x |"
+            f"{o['rss_mib'] / a['rss_mib']:.2f}x | "
+            f"{o['cpu_us_per_request'] / a['cpu_us_per_request']:.2f}x |"
         )
     out = [
         f"{cfg['connections']} connections, {cfg['duration_s']:g} s per run, "
@@ -40,7 +49,10 @@ def side_by_side_markdown(results: dict[str, Any]) -> str:
         f"{g['workers']} x {g['worker_class']}"
         + (f" ({g['threads']} threads)" if g["threads"] > 1 else "")
         + f", node cluster of {cfg['ace_workers']}. Figures are means over rounds "
-        "(RSS: the peak of the process group).",
+        "(RSS: the peak of the process group; CPU: user + system time of the side's processes "
+        "per request). Each run started once the machine was at most "
+        f"{cfg.get('max_busy', 1):.0%} busy with other work (highest seen: "
+        f"{_max_busy(results):.0%}).",
         "",
         *lines,
     ]

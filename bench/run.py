@@ -109,6 +109,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "errors": sum(r["error_count"] for r in runs),
         "requests": sum(r["requests"] for r in runs),
         "rss_mib": max(r["rss_kib"] for r in runs) / 1024,
+        "cpu_us_per_request": statistics.mean(r["cpu_us_per_request"] for r in runs),
         "rounds": runs,
     }
 
@@ -152,6 +153,7 @@ def side_by_side(args: argparse.Namespace) -> int:
             },
             "ace_workers": args.ace_workers,
             "ace_version": "11.5.3",
+            "max_busy": args.max_busy,
         },
         "workloads": {},
         "overhead": {},
@@ -190,12 +192,18 @@ def side_by_side(args: argparse.Namespace) -> int:
         print(f"setup done in {time.time() - started:.0f} s", flush=True)
 
         def measure(side: str, name: str, connections: int, duration: float) -> dict[str, Any]:
+            busy = harness.wait_for_quiet(args.max_busy, args.quiet_timeout)
+            cpu_before = services[side].cpu_seconds()
             with harness.RssSampler(services[side]) as rss:
                 figures = harness.wrk(
                     base[side], files[side][name], connections=connections, duration=duration
                 )
+            cpu = services[side].cpu_seconds() - cpu_before
             figures["rss_kib"] = rss.peak_kib
             figures["side"] = side
+            figures["busy_before"] = busy
+            # CPU per request: what the side itself spent, robust to other load on the machine.
+            figures["cpu_us_per_request"] = cpu * 1e6 / max(figures["requests"], 1)
             return figures
 
         for name in workloads:
@@ -214,7 +222,9 @@ def side_by_side(args: argparse.Namespace) -> int:
                         f"round {rnd + 1} {name} {side:4}: {figures['rps']:8.0f} req/s  "
                         f"p50 {figures['latency_us']['p50'] / 1000:6.2f} ms  "
                         f"p99 {figures['latency_us']['p99'] / 1000:6.2f} ms  "
-                        f"errors {figures['error_count']}  rss {figures['rss_kib'] / 1024:.0f} MiB",
+                        f"errors {figures['error_count']}  rss {figures['rss_kib'] / 1024:.0f} MiB"
+                        f"  cpu/req {figures['cpu_us_per_request']:.0f} µs"
+                        f"  busy before {figures['busy_before']:.0%}",
                         flush=True,
                     )
         for name in workloads:
@@ -287,12 +297,16 @@ def main() -> int:
     sbs.add_argument("--rounds", type=int, default=2, help="measured runs per workload and side")
     sbs.add_argument("--connections", type=int, default=32)
     sbs.add_argument("--tenants", type=int, default=64)
-    sbs.add_argument("--workers", type=int, default=4, help="gunicorn workers")
-    sbs.add_argument("--worker-class", default="sync")
-    sbs.add_argument("--threads", type=int, default=1)
+    sbs.add_argument("--workers", type=int, default=3, help="gunicorn workers")
+    sbs.add_argument("--worker-class", default="gthread")
+    sbs.add_argument("--threads", type=int, default=4)
     sbs.add_argument("--ace-workers", type=int, default=2, help="node cluster processes")
     sbs.add_argument("--workloads", default="W1,W2,W3,W4")
     sbs.add_argument("--out", default=str(harness.RESULTS / "side_by_side"))
+    sbs.add_argument(
+        "--max-busy", type=float, default=0.15, help="start a run only below this machine load"
+    )
+    sbs.add_argument("--quiet-timeout", type=float, default=60.0, help="seconds to wait for it")
     mic = commands.add_parser("micro", help="micro-benchmarks of the hot path")
     mic.add_argument("--out", default=str(harness.RESULTS / "micro"))
     sca = commands.add_parser("scale", help="store and W4 cost at 1k and 100k tenants")
