@@ -25,6 +25,7 @@ from django.utils import timezone
 from .client import HostError, client_for
 from .conf import connect_settings
 from .exceptions import ConnectError
+from .json_values import same_json
 from .models import MirrorEntry, Tenant
 from .properties import AppProperties, PropertyLimitError
 from .signals import property_mirrored
@@ -88,7 +89,7 @@ def record(tenant: Tenant, setting_key: str, value: Any) -> list[int]:
             defaults={"value": None, "deleted": True, "version": 0},
         )
         deleted = new is MISSING
-        same = (entry.deleted == deleted) and (deleted or entry.value == new)
+        same = (entry.deleted == deleted) and (deleted or same_json(entry.value, new))
         if same and entry.status == MirrorEntry.Status.SYNCED and not created:
             continue
         entry.value = None if deleted else new

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 
 from . import mirror
 from .exceptions import ConnectError, SettingValueError
+from .json_values import same_json
 from .models import AddonSetting, Tenant
 from .signals import setting_changed
 from .tenants import get_tenant
@@ -35,14 +36,16 @@ def _tenant(client_key: str) -> Tenant:
     return tenant
 
 
-def _check_key(key: str) -> None:
+def check_key(key: str) -> None:
+    """SettingValueError unless ``key`` is a string of 1 to 255 characters."""
     if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
         raise SettingValueError(
             f"A setting key must be a string of 1 to {MAX_KEY_LENGTH} characters."
         )
 
 
-def _check_value(value: Any) -> None:
+def check_value(value: Any) -> None:
+    """SettingValueError unless ``value`` is a JSON document (no NaN, no objects)."""
     try:
         # allow_nan=False: NaN and Infinity are not JSON and PostgreSQL's jsonb refuses them.
         json.dumps(value, allow_nan=False)
@@ -85,8 +88,8 @@ def get(key: str, client_key: str, default: Any = None) -> Any:
 
 def set(key: str, value: Any, client_key: str) -> Any:
     """Store ``value`` under ``key`` (atomic upsert); returns the value."""
-    _check_key(key)
-    _check_value(value)
+    check_key(key)
+    check_value(value)
     tenant = _tenant(client_key)
     with transaction.atomic():
         row = _locked_row(tenant, key)
@@ -101,7 +104,7 @@ def set(key: str, value: Any, client_key: str) -> Any:
                 # Another writer inserted the key first: lock its row and update it.
                 row = AddonSetting.objects.select_for_update().get(tenant_id=tenant.pk, key=key)
         old = row.value
-        if old != value:
+        if not same_json(old, value):
             row.value = value
             row.save(update_fields=["value", "updated_at"])
             mirror.record(tenant, key, value)

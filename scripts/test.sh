@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CI="${CI:-false}"
+# npm packages the interop tests install (ACE's sqlite3 compiles for a minute) are kept here
+# across the runs below instead of once per run.
+export CONNECT_TEST_NPM_DIR="${CONNECT_TEST_NPM_DIR:-$PWD/.cache/npm}"
 PG_URL="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 failures=()
 

@@ -133,6 +133,8 @@ def install_ace(directory: Path) -> AceStore:
     if node is None or npm is None:
         missing = " and ".join(name for name, path in (("node", node), ("npm", npm)) if not path)
         unavailable(f"{missing} not found on PATH: the ACE import tests need Node.js")
+    if _already_installed(directory):
+        return _store(directory, node, None)
     # A package.json of its own keeps npm from climbing to an enclosing project.
     (directory / "package.json").write_text(
         json.dumps({"name": "connect-settings-ace-import", "private": True}), encoding="utf-8"
@@ -154,6 +156,23 @@ def install_ace(directory: Path) -> AceStore:
             f"npm install sqlite3@{SQLITE3_VERSION} failed ({proc.returncode}): "
             f"{(proc.stderr or proc.stdout).strip()[-1000:]}"
         )
+    return _store(directory, node, sqlite_error)
+
+
+def _already_installed(directory: Path) -> bool:
+    """A kept install (``CONNECT_TEST_NPM_DIR``) with the pinned versions needs no npm run."""
+    wanted = {
+        "atlassian-connect-express": ACE_VERSION,
+        "pg": PG_VERSION,
+        "sqlite3": SQLITE3_VERSION,
+    }
+    try:
+        return all(_installed_version(directory, name) == v for name, v in wanted.items())
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def _store(directory: Path, node: str, sqlite_error: str | None) -> AceStore:
     versions = {
         name: _installed_version(directory, name)
         for name in ("atlassian-connect-express", "sequelize", "pg")

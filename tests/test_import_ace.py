@@ -34,7 +34,7 @@ from connect_settings.lifecycle import PAYLOAD_FIELDS
 from connect_settings.models import AddonSetting, Tenant
 from connect_settings.tenants import get_tenant
 from connect_settings.testing import install_payload, make_tenant, page_token
-from tests.ace_support import AceStore, install_ace, scratch_postgres_database
+from tests.ace_support import ACE_VERSION, AceStore, install_ace, scratch_postgres_database
 from tests.node_support import unavailable
 
 pytestmark = pytest.mark.django_db
@@ -782,6 +782,12 @@ def test_reads_a_postgresql_store_with_text_values_and_timestamps():
 
 @pytest.fixture(scope="session")
 def ace_store(tmp_path_factory: pytest.TempPathFactory) -> AceStore:
+    # The test script keeps one install across its runs (sqlite3 compiles for a minute).
+    kept = os.environ.get("CONNECT_TEST_NPM_DIR")
+    if kept:
+        directory = Path(kept) / f"ace-{ACE_VERSION}"
+        directory.mkdir(parents=True, exist_ok=True)
+        return install_ace(directory)
     return install_ace(tmp_path_factory.mktemp("ace"))
 
 

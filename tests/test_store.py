@@ -110,3 +110,14 @@ def test_async_twins():
         return got, everything, deleted, await store.aget("k", "test-client-key", "gone")
 
     assert async_to_sync(scenario)() == ([1, "two"], {"k": [1, "two"]}, True, "gone")
+
+
+def test_json_types_are_told_apart(connect_tenant, django_capture_on_commit_callbacks, changes):
+    # 1 == True and 1 == 1.0 in Python, but they are different JSON values.
+    with django_capture_on_commit_callbacks(execute=True):
+        store.set("flag", 1, "test-client-key")
+        store.set("flag", True, "test-client-key")
+        store.set("flag", 1.0, "test-client-key")
+    assert store.get("flag", "test-client-key") == 1.0
+    assert type(store.get("flag", "test-client-key")) is float
+    assert [c["new_value"] for c in changes] == [1, True, 1.0]

@@ -20,7 +20,7 @@ from django.db import connection
 
 from ..exceptions import ConnectError, SettingValueError
 from ..payloads import host_allowed, validate_install_payload
-from ..store import _check_key, _check_value
+from ..store import check_key, check_value
 from .report import ImportReport
 from .source import CLIENT_INFO, AceRow
 
@@ -88,8 +88,8 @@ def _has_nul(value: Any) -> bool:
 
 def check_storable(key: str, value: Any) -> None:
     """What this database refuses, as a row error instead of a failed tenant transaction."""
-    _check_key(key)
-    _check_value(value)
+    check_key(key)
+    check_value(value)
     # PostgreSQL's text and jsonb cannot hold U+0000, which JSON and SQLite allow.
     if connection.vendor == "postgresql" and (_has_nul(key) or _has_nul(value)):
         raise RowError("PostgreSQL cannot store the character U+0000 (in the key or value)")
