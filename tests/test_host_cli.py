@@ -244,6 +244,22 @@ def test_connect_demo_runs_the_demo_app_with_an_installed_emulator(
     assert page.status_code == 200
     assert page.headers.get("X-acpt")
 
+    # The demo trusts the emulator's Forge side: a FIT it mints reaches the same tenant.
+    forge = requests.get(f"{url}/_emulator/forge", timeout=10).json()
+    assert forge["eventsUrl"] == f"http://127.0.0.1:{app_port}/forge/events"
+    fit = requests.post(f"{url}/_emulator/forge/fit", json={"context": {}}, timeout=10).json()
+    system = requests.post(f"{url}/_emulator/forge/system-token", json={}, timeout=10).json()
+    response = requests.get(
+        f"http://127.0.0.1:{app_port}/forge/settings",
+        headers={
+            "Authorization": f"Bearer {fit['token']}",
+            "x-forge-oauth-system": system["token"],
+        },
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["installationId"] == forge["installationId"]
+
     assert process.stop() == 0
     process.wait_for(r"connect_demo stopped\.")
     with pytest.raises(requests.ConnectionError):

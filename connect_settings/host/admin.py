@@ -106,6 +106,54 @@ def _faults_section(emu: Emulator) -> str:
     return f'<ul>{items}</ul><button data-action="clear-faults">Clear faults</button>'
 
 
+def _forge_section(emu: Emulator) -> str:
+    forge = emu.describe_forge()
+    moved = forge["movedToForge"]
+    connect_key = forge["connectKey"]
+    installed = connect_key is not None and any(a.key == connect_key for a in emu.installations())
+    if moved:
+        status = '<span class="lozenge off">FORGE ONLY</span> the Connect version was removed'
+    elif installed:
+        status = '<span class="lozenge on">CONNECT ON FORGE</span>'
+    else:
+        status = '<span class="lozenge off">NO CONNECT APP</span>'
+    rows = [
+        ("App", forge["appId"]),
+        ("app.connect.key", connect_key or "(the first Connect app installed)"),
+        ("Cloud id", forge["cloudId"]),
+        ("Installation", forge["installationId"]),
+        ("Environment", f"{forge['environment']['type']} · version {forge['appVersion']}"),
+        ("apiBaseUrl", forge["apiBaseUrl"]),
+        ("JWKS", forge["jwksUrl"]),
+        ("Events endpoint", forge["eventsUrl"] or "(none registered)"),
+    ]
+    table = "".join(
+        f"<tr><th>{escape(name)}</th><td><code>{escape(value)}</code></td></tr>"
+        for name, value in rows
+    )
+    move = '<button class="danger" data-forge="move">Move to Forge</button>' if installed else ""
+    deliveries = "".join(
+        f"<tr><td>{escape(time.strftime('%H:%M:%S', time.localtime(d.at)))}</td>"
+        f"<td>{escape(d.event_type)}</td><td>{d.attempt}</td>"
+        f"<td>{'ok' if d.ok else 'failed'}</td><td><pre>{escape(d.detail)}</pre></td></tr>"
+        for d in reversed(emu.forge_deliveries[-20:])
+    )
+    events = (
+        "<table><tr><th>Time</th><th>Event</th><th>Attempt</th><th>Result</th><th>Detail</th>"
+        f"</tr>{deliveries}</table>"
+        if deliveries
+        else '<p class="empty">No Forge events delivered yet.</p>'
+    )
+    return f"""
+<div class="app" id="forge">
+  <div class="row"><span class="title">Forge</span> {status} {move}
+    <button data-forge="reinstall">Reinstall on Forge</button>
+    <button data-forge="upgrade">Major upgrade</button></div>
+  <table>{table}</table>
+  {events}
+</div>"""
+
+
 def _frame(
     emu: Emulator, selected: str | None, module_key: str | None
 ) -> tuple[str, dict[str, Any]]:
@@ -164,6 +212,8 @@ def render_admin(emu: Emulator, *, app: str | None = None, module: str | None = 
 {frame_html}
 <h2>Lifecycle callbacks</h2>
 {_events_table(emu)}
+<h2>Forge</h2>
+{_forge_section(emu)}
 <h2>Faults</h2>
 {_faults_section(emu)}
 <h2>Site</h2>

@@ -114,6 +114,16 @@ HOST_JS = r"""
   }
 
   document.addEventListener("click", function (event) {
+    var forge = event.target.closest("button[data-forge]");
+    if (forge) {
+      var operation = forge.getAttribute("data-forge");
+      if (operation === "move" &&
+          !confirm("Move this site to the Forge version? Its Connect version goes, " +
+                   "without an uninstalled event.")) { return; }
+      act(forge, call("POST", "/_emulator/forge/" + operation, {}),
+          function () { return "Forge: " + operation + " done."; });
+      return;
+    }
     var button = event.target.closest("button[data-action]");
     if (!button) { return; }
     var action = button.getAttribute("data-action");

@@ -45,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve_options.add_argument("--app-url", help="install the app at this base or descriptor URL")
     serve_options.add_argument("--state-file", help="keep the site's state in this JSON file")
     serve_options.add_argument(
+        "--forge-app-id", help="the Forge app's ARI (default: a new one, kept in the state file)"
+    )
+    serve_options.add_argument(
+        "--forge-events-url", help="the app's Forge lifecycle endpoint (installed / upgraded)"
+    )
+    serve_options.add_argument(
         "--wait",
         type=float,
         default=30.0,
@@ -82,6 +88,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fault.add_argument("--method", help="only this HTTP method")
     fault.add_argument("--list", action="store_true", help="show active faults")
     fault.add_argument("--clear", action="store_true", help="remove all faults")
+    _add_forge_commands(sub, common)
+
+
+def _add_forge_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    forge = sub.add_parser("forge", parents=[common], help="show the site's Forge side")
+    forge.add_argument("--events-url", help="register the app's Forge lifecycle endpoint")
+    forge.add_argument(
+        "--no-events-url", action="store_true", help="forget the registered endpoint"
+    )
+    fit = sub.add_parser("forge-fit", parents=[common], help="a Forge invocation token (FIT)")
+    fit.add_argument("--module-key", default="remote-endpoint")
+    fit.add_argument("--module-type", default="core:endpoint")
+    fit.add_argument("--principal", help="the user's accountId (a UI call)")
+    fit.add_argument("--context", help="frontend context as JSON ('{}': the defaults)")
+    fit.add_argument("--ttl", type=int, default=25, help="seconds (default 25)")
+    token = sub.add_parser("system-token", parents=[common], help="the app's system token")
+    token.add_argument("--ttl", type=int, help="seconds (default and at most 4 hours)")
+    move = sub.add_parser(
+        "move-to-forge",
+        parents=[common],
+        help="move the site to the app's Forge version (Connect goes, with no event)",
+    )
+    move.add_argument("key", nargs="?", help="app key (default: the Forge app's Connect key)")
+    sub.add_parser(
+        "forge-reinstall",
+        parents=[common],
+        help="reinstall on Forge: new installation id, avi:forge:installed:app",
+    )
+    event = sub.add_parser(
+        "forge-event", parents=[common], help="deliver a Forge lifecycle event, with retries"
+    )
+    event.add_argument("url", nargs="?", help="endpoint (default: the registered one)")
+    event.add_argument("--type", choices=("installed", "upgraded"), default="installed")
+    event.add_argument("--wrapped", action="store_true", help='send {"payload": ...} at once')
+    event.add_argument("--attempts", type=int, default=4)
+    event.add_argument("--retry-delay", type=float, default=60.0, help="seconds (default 60)")
+    event.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
 
 
 def build_parser(prog: str = "connect_host") -> argparse.ArgumentParser:
@@ -137,6 +180,61 @@ def _run_client(command: str, options: dict[str, Any], client: EmulatorClient, o
         out.write(client.page_url(key, options.get("module")) + "\n")
     elif command == "fault":
         _fault(options, client, out)
+    else:
+        _run_forge(command, options, client, out)
+
+
+def _run_forge(command: str, options: dict[str, Any], client: EmulatorClient, out: TextIO) -> None:
+    if command == "forge":
+        if options.get("no_events_url"):
+            client.set_forge_events_url(None)
+        elif options.get("events_url"):
+            client.set_forge_events_url(options["events_url"])
+        _print_json(client.forge(), out)
+    elif command == "forge-fit":
+        fit: dict[str, Any] = {
+            "moduleKey": options["module_key"],
+            "moduleType": options["module_type"],
+            "ttl": options["ttl"],
+        }
+        if options.get("principal"):
+            fit["principal"] = options["principal"]
+        if options.get("context") is not None:
+            try:
+                fit["context"] = json.loads(options["context"])
+            except ValueError as err:
+                raise CliError(f"--context is not JSON: {err}") from err
+        out.write(client.forge_fit(**fit) + "\n")
+    elif command == "system-token":
+        out.write(client.system_token(options.get("ttl")) + "\n")
+    elif command == "move-to-forge":
+        result = client.forge_action("move", {"key": options["key"]} if options.get("key") else {})
+        out.write(
+            f"Moved {result['moved']['key']} to Forge: its Connect version is gone (no lifecycle "
+            f"event); Forge installation {result['forge']['installationId']}.\n"
+        )
+    elif command == "forge-reinstall":
+        result = client.forge_action("reinstall")
+        _print_deliveries(result["deliveries"], out)
+        out.write(f"Reinstalled on Forge: installation {result['forge']['installationId']}.\n")
+    elif command == "forge-event":
+        deliveries = client.deliver_forge_event(
+            url=options.get("url"),
+            eventType=f"avi:forge:{options['type']}:app",
+            wrapped=bool(options.get("wrapped")),
+            attempts=options["attempts"],
+            retryDelay=options["retry_delay"],
+            timeout=options["timeout"],
+        )
+        _print_deliveries(deliveries, out)
+        if not deliveries or not deliveries[-1]["ok"]:
+            raise CliError(f"Not delivered after {len(deliveries)} attempts.")
+        out.write("Delivered.\n")
+
+
+def _print_deliveries(deliveries: list[dict[str, Any]], out: TextIO) -> None:
+    for item in deliveries:
+        out.write(f"  {item['eventType']} attempt {item['attempt']} -> {item['detail']}\n")
 
 
 def _fault(options: dict[str, Any], client: EmulatorClient, out: TextIO) -> None:
@@ -188,6 +286,8 @@ def serve(
             product.name,
             port=product.default_port if port is None else port,
             state_file=options.get("state_file"),
+            forge_app_id=options.get("forge_app_id"),
+            forge_events_url=options.get("forge_events_url"),
         ).start()
     except OSError as err:
         raise CliError(f"Cannot listen on port {port or product.default_port}: {err}") from err
@@ -199,6 +299,7 @@ def serve(
             f"{product.display_name} emulator: site {emulator.base_url}\n"
             f"  key server: {emulator.key_server_url}  "
             "(the app's CONNECT_INSTALL_KEY_SERVERS)\n"
+            f"  Forge app {emulator.forge_app_id}, JWKS {emulator.forge_jwks_url}\n"
         )
         app_url = options.get("app_url")
         if app_url:

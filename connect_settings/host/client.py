@@ -9,6 +9,9 @@ import requests
 
 __all__ = ["EmulatorClient", "EmulatorClientError"]
 
+#: Reinstall and upgrade deliver an event with Forge's retries (4 attempts, 60 s apart).
+DELIVERY_WAIT = 4 * (60 + 5) + 30.0
+
 
 class EmulatorClientError(Exception):
     """The emulator refused the request or could not be reached; the message says why."""
@@ -20,14 +23,22 @@ class EmulatorClient:
         self.timeout = timeout
         self._session = requests.Session()
 
-    def _call(self, method: str, path: str, body: Any = None, **params: str) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        timeout: float | None = None,
+        **params: str,
+    ) -> Any:
         try:
             response = self._session.request(
                 method,
                 f"{self.url}/_emulator{path}",
                 json=body if method in ("POST", "PUT") else None,
                 params=params or None,
-                timeout=self.timeout,
+                timeout=timeout or self.timeout,
             )
         except requests.RequestException as err:
             raise EmulatorClientError(
@@ -87,3 +98,30 @@ class EmulatorClient:
 
     def events(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/events")["events"])
+
+    # Forge ---------------------------------------------------------------------------------
+
+    def forge(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/forge"))
+
+    def set_forge_events_url(self, url: str | None) -> dict[str, Any]:
+        return dict(self._call("PUT", "/forge", {"eventsUrl": url}))
+
+    def forge_fit(self, **options: Any) -> str:
+        """``moduleKey``, ``moduleType``, ``principal``, ``context``, ``ttl``."""
+        return str(self._call("POST", "/forge/fit", options)["token"])
+
+    def system_token(self, ttl: int | None = None) -> str:
+        body = {"ttl": ttl} if ttl is not None else {}
+        return str(self._call("POST", "/forge/system-token", body)["token"])
+
+    def forge_action(self, action: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``move``, ``reinstall`` or ``upgrade``."""
+        return dict(self._call("POST", f"/forge/{action}", body or {}, timeout=DELIVERY_WAIT))
+
+    def deliver_forge_event(self, **options: Any) -> list[dict[str, Any]]:
+        """``url``, ``eventType``, ``wrapped``, ``attempts``, ``retryDelay``, ``timeout``."""
+        attempts = int(options.get("attempts") or 4)
+        delay = float(options.get("retryDelay", 60.0))
+        wait = attempts * (delay + float(options.get("timeout", 5.0))) + self.timeout
+        return list(self._call("POST", "/forge/events", options, timeout=wait)["deliveries"])

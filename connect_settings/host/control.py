@@ -12,6 +12,17 @@
     GET    /_emulator/faults                     active faults
     POST   /_emulator/faults          {fault}    add a fault (see faults.Fault)
     DELETE /_emulator/faults                     clear all faults
+    GET    /_emulator/forge                      the Forge side: app id, cloud id, installation
+    PUT    /_emulator/forge           {"eventsUrl"}  register (null: forget) the events endpoint
+    POST   /_emulator/forge/fit       {fit}      a FIT ("moduleKey", "moduleType", "principal",
+                                                 "context", "ttl")
+    POST   /_emulator/forge/system-token {"ttl"} the app's system token
+    POST   /_emulator/forge/move      {"key"}    move the site to the Forge version (no event)
+    POST   /_emulator/forge/reinstall            new installation id (+ installed event)
+    POST   /_emulator/forge/upgrade              major upgrade (+ upgraded event)
+    GET    /_emulator/forge/events               Forge event deliveries so far
+    POST   /_emulator/forge/events    {event}    deliver one ("url", "eventType", "wrapped",
+                                                 "attempts", "retryDelay", "timeout")
 
 Requests with a body must be ``application/json``: a foreign web page cannot send that to
 127.0.0.1 without a CORS preflight, which the emulator never grants.
@@ -28,6 +39,7 @@ from .callbacks import InstallError
 from .descriptor import DescriptorError, page_modules
 from .emulator import AppNotInstalled
 from .faults import Fault
+from .forge_remote import ForgeDelivery
 from .pages import PageNotFound
 from .replies import Reply, error, json_reply
 
@@ -94,6 +106,8 @@ def _route(
         return json_reply(200, {"events": [asdict(e) for e in emu.events]})
     if head == "faults" and not rest:
         return _faults(emu, method, payload)
+    if head == "forge" and len(rest) <= 1:
+        return _forge(emu, method, rest[0] if rest else None, payload)
     return error(404, "No such emulator resource.")
 
 
@@ -157,6 +171,84 @@ def _faults(emu: Emulator, method: str, payload: Any) -> Reply:
     except (TypeError, ValueError) as err:
         return error(400, f"Invalid fault: {err}")
     return json_reply(201, {"fault": fault.to_json()})
+
+
+def _field(payload: Any, name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+    value = payload.get(name, default) if isinstance(payload, dict) else default
+    if value is None:
+        return None
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    # A bool is an int to Python; accept one only where a bool is asked for.
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+        raise ValueError(f"{name} must be {' or '.join(k.__name__ for k in kinds)}")
+    return value
+
+
+def _deliveries(results: list[ForgeDelivery], **extra: Any) -> Reply:
+    return json_reply(200, {**extra, "deliveries": [r.to_json() for r in results]})
+
+
+def _forge(emu: Emulator, method: str, action: str | None, payload: Any) -> Reply:
+    try:
+        return _forge_action(emu, method, action, payload)
+    except ValueError as err:
+        return error(400, f"Invalid request: {err}")
+    except LookupError as err:
+        return error(404, str(err.args[0]) if err.args else "Not found.")
+
+
+def _forge_action(emu: Emulator, method: str, action: str | None, payload: Any) -> Reply:
+    if action is None:
+        if method == "PUT":
+            url = _field(payload, "eventsUrl", str)
+            if url is not None and not url.startswith(("http://", "https://")):
+                raise ValueError("eventsUrl must be an http(s) URL")
+            emu.forge_events_url = url
+        elif method != "GET":
+            return _not_allowed("GET, PUT")
+        return json_reply(200, emu.describe_forge())
+    if action == "events" and method == "GET":
+        return _deliveries(emu.forge_deliveries)
+    if method != "POST":
+        return _not_allowed("POST")
+    if action == "fit":
+        context = _field(payload, "context", dict)
+        token = emu.mint_fit(
+            module_key=_field(payload, "moduleKey", str, "remote-endpoint"),
+            module_type=_field(payload, "moduleType", str, "core:endpoint"),
+            principal=_field(payload, "principal", str),
+            context=context,
+            ttl=_bounded(_field(payload, "ttl", int, 25), 1, 3600, "ttl"),
+        )
+        return json_reply(200, {"token": token})
+    if action == "system-token":
+        ttl = _field(payload, "ttl", int, 4 * 3600)
+        return json_reply(200, {"token": emu.system_token(ttl)})
+    if action == "move":
+        moved = emu.move_to_forge(_field(payload, "key", str))
+        return json_reply(200, {"moved": moved.summary(), "forge": emu.describe_forge()})
+    if action in ("reinstall", "upgrade"):
+        results = emu.reinstall_forge() if action == "reinstall" else emu.upgrade_forge()
+        return _deliveries(results, forge=emu.describe_forge())
+    if action == "events":
+        results = emu.deliver_forge_event(
+            _field(payload, "url", str),
+            _field(payload, "eventType", str, "avi:forge:installed:app"),
+            wrapped=bool(_field(payload, "wrapped", bool, False)),
+            attempts=_bounded(_field(payload, "attempts", int, 4), 1, 10, "attempts"),
+            retry_delay=_bounded(
+                _field(payload, "retryDelay", (int, float), 60.0), 0, 600, "retryDelay"
+            ),
+            timeout=_bounded(_field(payload, "timeout", (int, float), 5.0), 0.01, 60, "timeout"),
+        )
+        return _deliveries(results)
+    return error(404, "No such emulator resource.")
+
+
+def _bounded(value: Any, low: float, high: float, name: str) -> Any:
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be {low}-{high}")
+    return value
 
 
 def _not_allowed(allow: str) -> Reply:

@@ -2,8 +2,9 @@
 
 Migrates, starts a host emulator, starts ``runserver`` with the settings that make it trust
 the emulator (``CONNECT_BASE_URL``, ``CONNECT_INSTALL_KEY_SERVERS``,
-``CONNECT_HOST_ALLOWLIST`` in its environment), installs the app once it answers, and prints
-the URL to open. Ctrl-C stops both.
+``CONNECT_HOST_ALLOWLIST`` in its environment, and for Forge Remote ``CONNECT_FORGE_APP_ID``
+and ``CONNECT_FORGE_JWKS_URLS``), installs the app once it answers, registers its Forge events
+endpoint with the emulator and prints the URL to open. Ctrl-C stops both.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Command(BaseCommand):
         except OSError as err:
             raise CommandError(f"Cannot start the emulator on port {port}: {err}") from err
         app_url = f"http://127.0.0.1:{options['app_port']}"
+        emulator.forge_events_url = f"{app_url}/forge/events"
         stop = threading.Event()
         restore = stop_on_signals(stop)
         server = self._runserver(app_url, options["app_port"], emulator)
@@ -87,6 +89,9 @@ class Command(BaseCommand):
             "CONNECT_BASE_URL": app_url,
             "CONNECT_INSTALL_KEY_SERVERS": emulator.key_server_url,
             "CONNECT_HOST_ALLOWLIST": "127.0.0.1,localhost",
+            # The emulator stands in for the Forge platform too: its app id and JWKS.
+            "CONNECT_FORGE_APP_ID": emulator.forge_app_id,
+            "CONNECT_FORGE_JWKS_URLS": emulator.forge_jwks_url,
         }
         address = f"127.0.0.1:{app_port}"
         script = Path(sys.argv[0])

@@ -8,6 +8,9 @@
     manage.py connect_host page-url [KEY] [--module KEY]
     manage.py connect_host fault --status 429 --count 3 --retry-after 1 | --drop | --delay 2
     manage.py connect_host fault --list | --clear
+    manage.py connect_host forge [--events-url URL] | forge-fit [--principal ID] [--context {}]
+    manage.py connect_host system-token | move-to-forge [KEY] | forge-reinstall
+    manage.py connect_host forge-event [URL] [--type upgraded] [--wrapped] [--retry-delay 1]
 
 The emulator needs nothing from the project; ``python -m connect_settings.host`` is the same.
 """
