@@ -11,6 +11,7 @@ import pytest
 from django.core.cache import cache
 
 from connect_settings.testing import FORGE_APP_ID, KeyServer
+from resilience.fuzz import fuzz_bodies, fuzz_canonical
 from resilience.hostile import run_catalogue
 from resilience.report import SuiteResult
 from resilience.world import World, build_world, seed
@@ -71,3 +72,16 @@ def test_settings_endpoints_redact_secret_fields(client: Any, connect_forge: Any
         assert values["team_name"] == "Ops"
         assert values["api_token"] == {"secret": True, "set": True}
         assert b"tok-very-secret-123" not in response.content
+
+
+def test_fuzz_canonical_request() -> None:
+    result = SuiteResult("fuzz", short=True)
+    fuzz_canonical(result, examples=150)
+    assert result.ok, result.table()
+
+
+def test_fuzz_post_bodies_and_signed_queries(world: World) -> None:
+    result = SuiteResult("fuzz", short=True)
+    fuzz_bodies(world, result, examples=40)
+    print(result.table())
+    assert result.ok, result.table()
