@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from connect_settings.host import RESERVED_KEY, AppNotInstalled, Emulator
 from connect_settings.host.testing import EmulatorFactory
@@ -177,3 +178,19 @@ def test_a_state_file_from_before_forge_gains_an_identity(
     assert emu.client_key == data["clientKey"]
     verify_fit(emu, emu.mint_fit())
     assert "forge" in json.loads(state_file.read_text())
+
+
+def test_the_first_forge_key_is_saved_once(
+    connect_host_factory: EmulatorFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state_file = tmp_path / "site.json"
+    emu = connect_host_factory("jira", state_file=state_file)
+    saves: list[int] = []
+    original = emu.state.save
+    monkeypatch.setattr(emu.state, "save", lambda: (saves.append(1), original())[1])
+    kids = [k["kid"] for k in requests.get(emu.forge_jwks_url, timeout=10).json()["keys"]]
+    assert [k["kid"] for k in json.loads(state_file.read_text())["forge"]["keys"]] == kids
+    assert len(saves) == 1
+    for _ in range(3):
+        emu.mint_fit()
+    assert len(saves) == 1  # minting tokens writes nothing

@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import requests
 
-from .forge_identity import check_app_id, check_environment
+from .forge_identity import ForgeKey, check_app_id, check_environment
 from .forge_remote import EVENT_TYPES, ForgeDelivery, deliver_event, forge_headers
 from .forge_tokens import (
     FIT_ISSUER,
@@ -154,15 +154,20 @@ class ForgeSite:
     @property
     def forge_kid(self) -> str:
         """The kid that signs FITs from now on."""
+        return self._signing_key().kid
+
+    def _signing_key(self) -> ForgeKey:
         with self.state.lock:
+            created = not self.state.forge.keys
             key = self.state.forge.signing_key()
-            self.state.save()
-            return key.kid
+            if created:  # written once, not on every token
+                self.state.save()
+            return key
 
     def forge_jwks(self) -> dict[str, Any]:
         """The JWKS document served at :attr:`forge_jwks_url`."""
         with self.state.lock:
-            self.state.forge.signing_key()
+            self._signing_key()
             keys = list(self.state.forge.keys)
         return jwk_set(keys)
 
@@ -291,9 +296,7 @@ class ForgeSite:
             now=now,
             **overrides,
         )
-        with self.state.lock:
-            key = self.state.forge.signing_key()
-            self.state.save()
+        key = self._signing_key()
         return sign_fit(claims, key, kid=kid, algorithm=algorithm, signing_key=signing_key)
 
     def system_token(self, ttl: int = OAUTH_MAX_TTL, *, now: float | None = None) -> str:
@@ -419,10 +422,7 @@ class ForgeSite:
 
         def mint() -> tuple[str, str]:
             claims = self.fit_claims(module_key=EVENTS_MODULE_KEY, module_type="core:endpoint")
-            with self.state.lock:
-                key = self.state.forge.signing_key()
-                self.state.save()
-            return sign_fit(claims, key), str(claims["jti"])
+            return sign_fit(claims, self._signing_key()), str(claims["jti"])
 
         results = deliver_event(
             self._session,
