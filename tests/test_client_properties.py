@@ -45,7 +45,7 @@ def test_properties_round_trip(connect_live_install, fast_retries, product):
 
 
 def test_confluence_qsh_is_relative_to_wiki(connect_live_install, fast_retries):
-    emulator, tenant = connect_live_install("confluence")
+    _emulator, tenant = connect_live_install("confluence")
     assert tenant.base_url.endswith("/wiki")
     response = HostClient(tenant).get(
         f"/rest/atlassian-connect/1/addons/{tenant.addon_key}/properties"
