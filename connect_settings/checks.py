@@ -105,6 +105,20 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 
 
 @register("connect_settings")
+def check_configure_form(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """CONFIGURE_FORM must import (else the configure page fails on first use)."""
+    from .forms import configure_form_class
+
+    try:
+        configure_form_class()
+    except ImproperlyConfigured as err:
+        return [Error(str(err), id="connect_settings.E008")]
+    except ImportError as err:
+        return [Error(f"CONFIGURE_FORM cannot be imported: {err}", id="connect_settings.E008")]
+    return []
+
+
+@register("connect_settings")
 def check_mirror(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """MIRROR entries: well formed, within the host's limits, and never a secret field."""
     from .properties import MAX_PROPERTIES, PropertyLimitError, check_key

@@ -81,6 +81,8 @@ def test_production_config_is_clean(settings):
         ({"SECRET_KEYS": []}, False, "connect_settings.W001"),
         ({"HOST_ALLOWLIST": ["*.atlassian.net", "127.0.0.1"]}, False, "connect_settings.W002"),
         ({"NOT_A_SETTING": 1}, False, "connect_settings.E000"),
+        ({"CONFIGURE_FORM": "no.such.module.Form"}, False, "connect_settings.E008"),
+        ({"CONFIGURE_FORM": "demo_project.forms.NoSuchForm"}, False, "connect_settings.E008"),
     ],
 )
 def test_checks_catch_misconfiguration(settings, overrides, debug, expected):
