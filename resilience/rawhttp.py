@@ -59,7 +59,10 @@ class Connection:
         target: str,
         headers: list[tuple[str, str]] | dict[str, str] | None = None,
         body: bytes | None = None,
+        sent: Any = None,
     ) -> Response:
+        """``sent`` (a ``threading.Event``) is set once the request is on the wire, before
+        the answer is read: another request can then be sent while this one is in flight."""
         import time
 
         items = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
@@ -77,6 +80,8 @@ class Connection:
             if body is not None and "content-length" not in names:
                 conn.putheader("Content-Length", str(len(body)))
             conn.endheaders(body)
+            if sent is not None:
+                sent.set()
             answer = conn.getresponse()
             data = answer.read()
             response = Response(answer.status, answer.getheaders(), data)

@@ -459,8 +459,10 @@ class Stack:
             sys.executable,
             "manage.py",
             "db_worker",
+            # Deliveries are queued on MIRROR_TASK_BACKEND ("default"), which
+            # TASKS_BACKEND=database makes django-tasks-db's backend.
             "--backend",
-            "database",
+            "default",
             "--no-startup-delay",
             "--no-reload",
             "--interval",

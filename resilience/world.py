@@ -183,3 +183,12 @@ def resign(token: str, header_changes: dict[str, Any], secret: str) -> str:
     signing = f"{b64(json.dumps(header).encode())}.{body}"
     sig = hmac.new(secret.encode(), signing.encode(), hashlib.sha256).digest()
     return f"{signing}.{b64(sig)}"
+
+
+def session_token_for(client_key: str, secret: str, account_id: str = "557058:load") -> str:
+    """A session token as the app mints it, from a clientKey and its current secret."""
+    from connect_settings.conf import connect_settings
+    from connect_settings.jwt.tokens import mint_hs256
+
+    claims = {"iss": connect_settings.APP_KEY, "aud": [client_key], "sub": account_id}
+    return mint_hs256({**claims, "context": {}}, secret, ttl=900)
