@@ -39,6 +39,8 @@ MISSING: Any = object()
 LEASE = timedelta(seconds=120)
 #: Deliveries of one entry in one go, at most (a bound even under a stream of saves).
 MAX_ROUNDS = 10
+#: How long after a lease ends its watchdog delivery runs (see :func:`deliver`).
+LEASE_GRACE = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -296,6 +298,12 @@ def deliver(entry_id: int) -> str:
     entry = _take_lease(entry_id)
     if entry is None:
         return "skipped"
+    # A worker killed mid-delivery runs no more code, and the deliveries queued meanwhile were
+    # skipped for its lease: a deferred delivery just after the lease ends takes over then
+    # (and finds nothing to do if this one finished). Backends that cannot defer skip it;
+    # there `connect_mirror --deliver` picks such entries up.
+    if entry.leased_until is not None:
+        enqueue([entry_id], run_after=entry.leased_until + LEASE_GRACE)
     pending = MirrorEntry.objects.filter(pk=entry_id)
     for _ in range(MAX_ROUNDS):
         sent = entry.version
