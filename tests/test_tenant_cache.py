@@ -32,6 +32,10 @@ CLIENT_KEY = "cache-client-key"
 
 
 def _redis_answers() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("redis") is None:  # Django's Redis cache needs redis-py
+        return False
     try:
         with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as s:
             s.sendall(b"PING\r\n")
