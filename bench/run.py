@@ -124,6 +124,7 @@ def machine() -> dict[str, Any]:
     import django
 
     return {
+        "commit": version(["git", "-C", str(harness.ROOT), "rev-parse", "--short", "HEAD"]),
         "cpus": __import__("os").cpu_count(),
         "python": platform.python_version(),
         "django": django.get_version(),

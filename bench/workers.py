@@ -23,7 +23,8 @@ CONFIGS = [
     (6, "sync", 1),
     (2, "gthread", 4),
     (3, "gthread", 4),
-    (4, "gthread", 4),
+    (4, "gthread", 2),
+    (6, "gthread", 2),
 ]
 
 
