@@ -80,29 +80,32 @@ def _chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(results["workloads"])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.4))
     width = 0.38
     colours = {"ours": "#0b6e4f", "ace": "#c1666b"}
-    for ax, metric, title in (
-        (axes[0], "rps", "Throughput (req/s, higher is better)"),
-        (axes[1], "p99_ms", "p99 latency (ms, lower is better)"),
-    ):
+    panels = (
+        ("rps", "Throughput (req/s, higher is better)", "%.0f"),
+        ("p99_ms", "p99 latency (ms, lower is better)", "%.0f"),
+        ("cpu_us_per_request", "CPU per request (µs, lower is better)", "%.0f"),
+    )
+    for ax, (metric, title, fmt) in zip(axes, panels, strict=True):
         for k, side in enumerate(("ours", "ace")):
             xs = [i + (k - 0.5) * width for i in range(len(names))]
             values = [results["workloads"][n][side][metric] for n in names]
             bars = ax.bar(xs, values, width, label=LABELS[side], color=colours[side])
-            ax.bar_label(bars, fmt="%.0f" if metric == "rps" else "%.1f", fontsize=8)
+            ax.bar_label(bars, fmt=fmt, fontsize=8)
         ax.set_xticks(range(len(names)), names)
         ax.set_title(title, fontsize=10)
         ax.margins(y=0.15)
-    axes[0].legend(fontsize=8, loc="upper right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9, frameon=False)
     cfg = results["config"]
     fig.suptitle(
         f"connect_settings vs atlassian-connect-express 11.5.3 - {cfg['connections']} "
         f"connections, {results['machine']['cpus']} cores, loopback",
         fontsize=11,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
