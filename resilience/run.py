@@ -32,6 +32,14 @@ def run_suite(name: str, short: bool) -> SuiteResult:
     return result
 
 
+def _plain(value: object) -> str:
+    if isinstance(value, dict):
+        return "(" + ", ".join(f"{k}: {v}" for k, v in value.items()) + ")"
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
+
+
 def markdown(results: list[SuiteResult]) -> str:
     """The README table: one row per check."""
     lines = ["| suite | check | tried | passed | figures |", "|---|---|---|---|---|"]
@@ -41,7 +49,9 @@ def markdown(results: list[SuiteResult]) -> str:
                 "skipped: " + c.skipped
                 if c.skipped
                 else "; ".join(
-                    f"{k} {v}" for k, v in c.figures.items() if not k.startswith("curve")
+                    f"{k.replace('_', ' ')} {_plain(v)}"
+                    for k, v in c.figures.items()
+                    if not k.startswith("curve")
                 )
             )
             name = c.name.split(": ", 1)[-1]
