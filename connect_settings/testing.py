@@ -431,3 +431,34 @@ def connect_forge(connect_key_server: KeyServer, settings: Any) -> ForgeSigner:
         "FORGE_API_HOSTS": ["api.atlassian.com", "api.stg.atlassian.com", "127.0.0.1"],
     }
     return ForgeSigner(connect_key_server)
+
+
+def race(workers: int, work: Any, *, timeout: float = 60.0) -> list[Any]:
+    """Run ``work(i)`` for i in ``range(workers)`` in threads released together by a barrier;
+    return the results in order (an exception raised by ``work`` is returned in its place).
+
+    Each thread closes its database connections, so this is safe with
+    ``django_db(transaction=True)`` on PostgreSQL, where such races are meaningful.
+    """
+    from django.db import connections
+
+    barrier = threading.Barrier(workers, timeout=30)
+    results: list[Any] = [None] * workers
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = work(i)
+        except Exception as err:  # handed to the caller, who asserts on it
+            results[i] = err
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    if any(thread.is_alive() for thread in threads):
+        raise TimeoutError(f"race: a worker was still running after {timeout} s")
+    return results

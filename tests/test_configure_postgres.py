@@ -4,18 +4,17 @@ row-locked step, so two admins saving the same version cannot both win."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client
 
 from connect_settings import store
 from connect_settings.auth import mint_session_token
 from connect_settings.models import Configuration, ConfigurationChange
-from connect_settings.testing import make_tenant
+from connect_settings.testing import make_tenant, race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -27,25 +26,7 @@ def _postgres_only() -> None:
 
 
 def _race(workers: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run ``work(i)`` in ``workers`` threads released together; return results in order."""
-    barrier = threading.Barrier(workers, timeout=30)
-    results: list[Any] = [None] * workers
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = work(i)
-        except Exception as err:  # reported through results, asserted by the test
-            results[i] = err
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads)
+    results = race(workers, work)
     assert not any(isinstance(r, Exception) for r in results), results
     return results
 

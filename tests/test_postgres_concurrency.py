@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client
 
 from connect_settings import store
 from connect_settings.models import AddonSetting, Tenant
-from connect_settings.testing import DEFAULT_SECRET, install_payload, make_tenant, page_token
+from connect_settings.testing import DEFAULT_SECRET, install_payload, make_tenant, page_token, race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -30,29 +28,6 @@ def _hs_post(client: Client, path: str, client_key: str, secret: str) -> Any:
     )
 
 
-def _race(workers: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run ``work(i)`` in ``workers`` threads released together; return results in order."""
-    barrier = threading.Barrier(workers, timeout=30)
-    results: list[Any] = [None] * workers
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = work(i)
-        except Exception as err:  # reported through results, asserted by the test
-            results[i] = err
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads)
-    return results
-
-
 def test_concurrent_first_installs_make_one_tenant(connect_installer):
     secrets = [f"secret-{i}-" + "s" * 40 for i in range(8)]
 
@@ -60,7 +35,7 @@ def test_concurrent_first_installs_make_one_tenant(connect_installer):
         payload = install_payload(sharedSecret=secrets[i])
         return connect_installer.post(Client(), "/installed", payload).status_code
 
-    assert _race(8, install) == [204] * 8
+    assert race(8, install) == [204] * 8
     assert Tenant.objects.filter(client_key="test-client-key").count() == 1
     final = Tenant.objects.get().shared_secret
     assert final in secrets
@@ -82,7 +57,7 @@ def test_concurrent_first_installs_make_one_tenant(connect_installer):
 
 def test_concurrent_store_sets_never_duplicate_rows():
     make_tenant()
-    results = _race(8, lambda i: store.set("shared", {"writer": i}, "test-client-key"))
+    results = race(8, lambda i: store.set("shared", {"writer": i}, "test-client-key"))
     assert all(isinstance(r, dict) for r in results), results
     rows = list(AddonSetting.objects.filter(key="shared").values_list("value", flat=True))
     assert len(rows) == 1
@@ -96,6 +71,6 @@ def test_concurrent_disabled_and_uninstalled(connect_installer):
             lambda: _hs_post(Client(), "/disabled", "test-client-key", DEFAULT_SECRET).status_code,
             lambda: connect_installer.post(Client(), "/uninstalled", install_payload()).status_code,
         ]
-        assert _race(2, lambda i, calls=calls: calls[i]()) == [204, 204]
+        assert race(2, lambda i, calls=calls: calls[i]()) == [204, 204]
         tenant = Tenant.objects.get()
         assert (tenant.installed, tenant.enabled) == (False, False)
