@@ -436,6 +436,12 @@ class Stack:
             "--access-logformat",
             "%(s)s %(m)s %(U)s %(L)s",
         ]
+        # gunicorn 25+ opens a control socket at one path per user: ours would take over
+        # another instance's (a benchmark's, a developer's). Older versions have none.
+        from gunicorn.config import KNOWN_SETTINGS
+
+        if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS):
+            argv.append("--no-control-socket")
         self.gunicorn = Process(f"{self.suite}-gunicorn", argv, self.env).start()
         if not poll(self._healthy, 60, 0.1):
             tail = self.gunicorn.log_tail()
