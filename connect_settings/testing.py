@@ -241,7 +241,10 @@ def make_tenant(
 class Installer:
     """Signs installs like Atlassian does: RS256 from a real key server on 127.0.0.1."""
 
-    def __init__(self, key_server: KeyServer, kid: str = "test/kid-1") -> None:
+    def __init__(self, key_server: KeyServer, kid: str | None = None) -> None:
+        # Keys are immutable per kid and cached across workers and tests: a fresh kid per
+        # key pair keeps one test's key from standing in for another's.
+        kid = kid or f"test/kid-{uuid.uuid4().hex[:12]}"
         self.key_server = key_server
         self.kid = kid
         self.private_key = key_server.keys.get(kid) or key_server.add_key(kid)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["Principal", "World", "build_world", "none_token", "seed", "session_token"]
 
-INSTALL_KID = "resilience/install-kid-1"
+# A fresh kid per run: install keys are cached per kid (immutable), across workers and runs.
+INSTALL_KID = f"resilience/install-kid-{uuid.uuid4().hex[:12]}"
 ADMIN_USER = "resilience-admin"
 
 

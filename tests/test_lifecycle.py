@@ -416,3 +416,18 @@ def test_signal_receiver_failure_does_not_fail_install(client, connect_installer
     assert Tenant.objects.filter(installed=True).count() == 1
     assert "receiver" in caplog.text
     assert DEFAULT_SECRET not in caplog.text
+
+
+def test_key_cached_by_one_worker_serves_another_while_key_servers_are_down(
+    client, connect_installer: Installer
+):
+    from connect_settings import install_keys
+
+    assert connect_installer.post(client, "/installed", install_payload()).status_code == 204
+    connect_installer.key_server.mode = "down"
+    install_keys.reset()  # a second worker: its own process cache is empty
+    requests_before = connect_installer.key_server.requests
+    payload = install_payload(sharedSecret=NEW_SECRET)
+    assert connect_installer.post(client, "/installed", payload).status_code == 204
+    assert connect_installer.key_server.requests == requests_before  # served by the shared cache
+    assert Tenant.objects.get().shared_secret == NEW_SECRET

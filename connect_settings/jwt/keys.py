@@ -11,6 +11,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Protocol
 
 import requests
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -18,7 +19,17 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from .errors import KeyUnavailable, TokenError
 
-__all__ = ["KID_PATTERN", "InstallKeyFetcher", "check_kid"]
+__all__ = ["KID_PATTERN", "InstallKeyFetcher", "SharedKeyStore", "check_kid"]
+
+
+class SharedKeyStore(Protocol):
+    """Where verified PEMs are shared between processes (e.g. a Django cache), so that a
+    worker that never saw a ``kid`` still verifies it while the key servers are down."""
+
+    def load(self, kid: str) -> bytes | None: ...
+
+    def save(self, kid: str, pem: bytes) -> None: ...
+
 
 #: Letters, digits, ``-``, ``_`` and single ``/`` between segments: nothing that could
 #: climb out of the key server's path (no ``.``, ``%``, ``\``, ``//`` or a leading ``/``).
@@ -46,6 +57,7 @@ class InstallKeyFetcher:
         max_cached: int = 256,
         session: requests.Session | None = None,
         user_agent: str = "connect_settings",
+        shared: SharedKeyStore | None = None,
     ) -> None:
         self.servers = [s.rstrip("/") for s in servers]
         self.timeout = timeout
@@ -53,6 +65,7 @@ class InstallKeyFetcher:
         self._session = session or requests.Session()
         self._session.headers["User-Agent"] = user_agent
         self._cache: OrderedDict[str, RSAPublicKey] = OrderedDict()
+        self._shared = shared
         self._lock = threading.Lock()
 
     def get(self, kid: str) -> RSAPublicKey:
@@ -62,12 +75,24 @@ class InstallKeyFetcher:
             if key is not None:
                 self._cache.move_to_end(kid)
                 return key
-        key = self._fetch(kid)
+        key = self._from_shared(kid) or self._fetch(kid)
         with self._lock:
             self._cache[kid] = key
             while len(self._cache) > self.max_cached:
                 self._cache.popitem(last=False)
         return key
+
+    def _from_shared(self, kid: str) -> RSAPublicKey | None:
+        if self._shared is None:
+            return None
+        pem = self._shared.load(kid)
+        if not pem:
+            return None
+        try:
+            key = load_pem_public_key(pem)
+        except (ValueError, TypeError):
+            return None
+        return key if isinstance(key, RSAPublicKey) else None
 
     def _fetch(self, kid: str) -> RSAPublicKey:
         unreachable = False
@@ -93,6 +118,8 @@ class InstallKeyFetcher:
             except (ValueError, TypeError):
                 continue
             if isinstance(key, RSAPublicKey):
+                if self._shared is not None:
+                    self._shared.save(kid, body)
                 return key
         if unreachable:
             raise KeyUnavailable("No install key server could be reached; try again later.")
