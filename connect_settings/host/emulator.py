@@ -127,6 +127,7 @@ class Emulator(ForgeSite):
         self.stopping.set()
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._server = None
