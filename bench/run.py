@@ -41,12 +41,16 @@ TOKEN_TTL = 3600
 def save_body(i: int) -> str:
     # ~300 bytes; team_name changes on every request, so every save is a real write.
     values = {
-        "team_name": f"Escalations team {i:06d}",
+        "team_name": f"Escalations team {i:06d} (EMEA on-call)",
         "default_priority": ("low", "medium", "high")[i % 3],
         "notify": i % 2 == 0,
         "results_per_page": 10 + i % 90,
-        "channels": ["email", "slack"] if i % 2 else ["email"],
-        "project_keys": ["SUP", "OPS", "ENG", f"P{i % 1000:03d}"],
+        "channels": ["email", "slack"] if i % 2 else ["email", "teams"],
+        "project_keys": [
+            *("SUP", "OPS", "ENG", "WEB", "API", "DATA", "SEC", "MOBILE", "BILLING", "INFRA"),
+            *("QA", "SALES", "LEGAL", "DESIGN", "SUPPORT"),
+            f"P{i % 1000:03d}",
+        ],
     }
     return json.dumps({"values": values}, separators=(",", ":"))
 
