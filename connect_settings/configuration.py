@@ -299,7 +299,7 @@ def save_configuration(
         if not changes:
             return SaveResult(redact(form_class, old), config.version, config.updated_at, [])
         # Keys the form no longer declares are kept: an older release may still need them.
-        store.set(_setting_key(), {**stored, **cleaned}, tenant.client_key)
+        store.set(_setting_key(), {**stored, **cleaned}, tenant)
         now = timezone.now()
         config.version += 1
         config.updated_at = now

@@ -14,6 +14,7 @@ like the rest but never leave the server in clear: wherever values are shown the
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -198,7 +199,9 @@ class EmptyConfigureForm(forms.Form):
 
 
 @lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=32)
 def _import_form(path: str) -> type[forms.Form]:
+    # Cached: it runs on every configure request and a module's classes do not change.
     try:
         cls = import_string(path)
     except ImportError as err:

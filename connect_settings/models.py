@@ -96,7 +96,9 @@ class AddonSetting(models.Model):
     class Meta:
         verbose_name = _("app setting")
         verbose_name_plural = _("app settings")
-        ordering = ["tenant", "key"]
+        # tenant_id, not tenant: ordering by the relation would join the tenant table (and
+        # lock its row under select_for_update) only to sort.
+        ordering = ["tenant_id", "key"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "key"], name="connect_setting_unique_key")
         ]
@@ -124,7 +126,7 @@ class Configuration(models.Model):
     class Meta:
         verbose_name = _("configuration")
         verbose_name_plural = _("configurations")
-        ordering = ["tenant"]
+        ordering = ["tenant_id"]
 
     def __str__(self) -> str:
         return f"configuration v{self.version} of tenant {self.tenant_id}"
@@ -206,7 +208,7 @@ class MirrorEntry(models.Model):
     class Meta:
         verbose_name = _("mirrored property")
         verbose_name_plural = _("mirrored properties")
-        ordering = ["tenant", "property_key"]
+        ordering = ["tenant_id", "property_key"]
         constraints = [
             models.UniqueConstraint(
                 fields=["tenant", "property_key"], name="connect_mirror_unique_property"

@@ -1,7 +1,9 @@
 """Per-tenant settings with ACE's verbs: ``get``, ``set``, ``delete``, ``all`` (+ async twins).
 
 Values are JSON documents (no pickle). Tenants are found through the shared tenant cache, so
-a ``get`` is one indexed query on the settings table.
+a ``get`` is one indexed query on the settings table; where the caller already holds the
+tenant (``request.connect.tenant``), passing it instead of its client key saves that lookup.
+Writes to mirrored settings also write the mirror outbox, in the same transaction.
 """
 
 from __future__ import annotations
@@ -29,8 +31,16 @@ class UnknownTenant(ConnectError, LookupError):
     status = 404
 
 
-def _tenant(client_key: str) -> Tenant:
-    tenant = get_tenant(client_key)
+TenantRef = str | Tenant
+
+
+def _lookup(client_key: TenantRef) -> Tenant | None:
+    # A Tenant the caller already holds (request.connect.tenant) saves a cache round trip.
+    return client_key if isinstance(client_key, Tenant) else get_tenant(client_key)
+
+
+def _tenant(client_key: TenantRef) -> Tenant:
+    tenant = _lookup(client_key)
     if tenant is None:
         raise UnknownTenant("No tenant has that client key.")
     return tenant
@@ -73,9 +83,9 @@ def _locked_row(tenant: Tenant, key: str) -> AddonSetting | None:
     return rows.order_by().first()
 
 
-def get(key: str, client_key: str, default: Any = None) -> Any:
+def get(key: str, client_key: TenantRef, default: Any = None) -> Any:
     """The stored value, or ``default`` when the key (or the tenant) has none."""
-    tenant = get_tenant(client_key)
+    tenant = _lookup(client_key)
     if tenant is None:
         return default
     # order_by(): (tenant, key) is unique, and the model's default ordering would join the
@@ -86,7 +96,7 @@ def get(key: str, client_key: str, default: Any = None) -> Any:
     return default
 
 
-def set(key: str, value: Any, client_key: str) -> Any:
+def set(key: str, value: Any, client_key: TenantRef) -> Any:
     """Store ``value`` under ``key`` (atomic upsert); returns the value."""
     check_key(key)
     check_value(value)
@@ -112,9 +122,9 @@ def set(key: str, value: Any, client_key: str) -> Any:
     return value
 
 
-def delete(key: str, client_key: str) -> bool:
+def delete(key: str, client_key: TenantRef) -> bool:
     """Remove ``key``; True when something was deleted."""
-    tenant = get_tenant(client_key)
+    tenant = _lookup(client_key)
     if tenant is None:
         return False
     with transaction.atomic():
@@ -128,9 +138,9 @@ def delete(key: str, client_key: str) -> bool:
     return True
 
 
-def all(client_key: str) -> dict[str, Any]:
+def all(client_key: TenantRef) -> dict[str, Any]:
     """Every setting of the tenant as ``{key: value}``."""
-    tenant = get_tenant(client_key)
+    tenant = _lookup(client_key)
     if tenant is None:
         return {}
     return dict(

@@ -9,12 +9,13 @@ from connect_settings import store
 from connect_settings.conf import connect_settings
 from connect_settings.decorators import check_valid_token, forge_remote
 from connect_settings.forms import configure_form_class, redacted_secret, secret_field_names
+from connect_settings.models import Tenant
 
 
-def _settings_for_pages(client_key: str) -> dict[str, Any]:
+def _settings_for_pages(tenant: Tenant) -> dict[str, Any]:
     """The tenant's settings with the configure form's secret fields redacted: session tokens,
     context JWTs and FITs are held by any user of the site, not only by its admins."""
-    settings = store.all(client_key)
+    settings = store.all(tenant)
     values = settings.get(connect_settings.CONFIGURE_SETTING_KEY)
     if isinstance(values, dict):
         secrets = secret_field_names(configure_form_class())
@@ -29,7 +30,7 @@ def _settings_for_pages(client_key: str) -> dict[str, Any]:
 @check_valid_token
 def settings_json(request: HttpRequest) -> JsonResponse:
     """The tenant's settings as JSON for the page's AJAX calls (session token required)."""
-    return JsonResponse({"settings": _settings_for_pages(request.connect.client_key)})
+    return JsonResponse({"settings": _settings_for_pages(request.connect.tenant)})
 
 
 @require_GET
@@ -45,7 +46,7 @@ def forge_settings(request: HttpRequest) -> JsonResponse:
     connect = request.connect
     return JsonResponse(
         {
-            "settings": _settings_for_pages(connect.client_key),
+            "settings": _settings_for_pages(connect.tenant),
             "installationId": connect.installation_id,
             "cloudId": connect.cloud_id,
         }

@@ -121,3 +121,16 @@ def test_json_types_are_told_apart(connect_tenant, django_capture_on_commit_call
     assert store.get("flag", "test-client-key") == 1.0
     assert type(store.get("flag", "test-client-key")) is float
     assert [c["new_value"] for c in changes] == [1, True, 1.0]
+
+
+def test_a_tenant_instance_saves_the_lookup(connect_tenant):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    store.set("k", {"v": 1}, connect_tenant)
+    with CaptureQueriesContext(connection) as ctx:
+        assert store.all(connect_tenant) == {"k": {"v": 1}}
+        assert store.get("k", connect_tenant) == {"v": 1}
+    assert len(ctx.captured_queries) == 2
+    # Neither query joins the tenant table: ordering is by tenant_id.
+    assert not any("connect_settings_tenant" in q["sql"] for q in ctx.captured_queries)
