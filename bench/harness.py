@@ -462,7 +462,7 @@ def wrk(
         exe,
         f"-t{threads}",
         f"-c{connections}",
-        f"-d{duration:g}s",
+        f"-d{max(1, round(duration))}s",  # wrk takes whole seconds only
         "--timeout",
         "10s",
         "-s",
