@@ -36,11 +36,9 @@ class TokenKind(StrEnum):
     FORGE = "forge"
 
 
+#: The Connect token kinds (Forge Invocation Tokens are verified by forge.py instead).
 ALL_KINDS = frozenset({TokenKind.PAGE, TokenKind.CONTEXT, TokenKind.SESSION})
 PAGE_ONLY = frozenset({TokenKind.PAGE})
-#: What ``check_valid_token`` accepts: our session tokens, host context JWTs, and a host
-#: token whose qsh matches this request exactly (no weaker than a page load).
-AJAX_KINDS = ALL_KINDS
 
 
 @dataclass

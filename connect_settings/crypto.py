@@ -41,7 +41,8 @@ def configured_keys() -> list[str]:
 
     keys = connect_settings.SECRET_KEYS
     if isinstance(keys, str):
-        keys = [k for k in keys.split(",") if k.strip()]
+        # One string would silently become one key per character: refuse it (check E007).
+        raise ImproperlyConfigured("CONNECT_SETTINGS['SECRET_KEYS'] must be a list of keys.")
     return [str(k).strip() for k in keys]
 
 
