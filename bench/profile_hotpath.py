@@ -5,7 +5,8 @@
 Sets up a scratch PostgreSQL database (``bench_profile``) and the Redis tenant cache as the
 side-by-side run does, installs a few tenants through the real signed ``/installed``, warms
 the process, then profiles ``--requests`` requests of the workload. Prints a text profile and
-the mean wall time per request.
+the mean wall time per request. ``BENCH_PROFILE_DB`` and ``BENCH_REDIS_URL`` choose another
+database and Redis db, so that two profiles can run at once.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ BASE_URL = "http://127.0.0.1:8000"
 
 
 def setup(tenant_count: int, key_url: str) -> dict[str, Any]:
-    db = harness.recreate_database("bench_profile")
+    db = harness.recreate_database(os.environ.get("BENCH_PROFILE_DB", "bench_profile"))
     harness.flush_redis()
     os.environ.update(harness.django_env(db, BASE_URL, key_url))
     harness.migrate(harness.django_env(db, BASE_URL, key_url))
