@@ -1,0 +1,202 @@
+"""The hand-written HS256 path (``jwt/hs256.py``) agrees with PyJWT, token for token.
+
+PyJWT is the reference: for every token of a corpus (valid, tampered, expired, malformed in
+each segment) both must accept the same tokens with the same claims and refuse the rest with
+the same error code; minted tokens must be byte-identical to ``jwt.encode``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import jwt as pyjwt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connect_settings.jwt import hs256
+from connect_settings.jwt.errors import TokenError
+from connect_settings.jwt.tokens import translate_error
+
+SECRET = "a-shared-secret-of-reasonable-length-0123456789"
+REQUIRE = ("iss", "iat", "exp")
+LEEWAY = 30
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def raw_token(header: Any, claims: Any, secret: str = SECRET, *, raw: bool = False) -> str:
+    """A token from arbitrary header/claims JSON (or raw bytes), signed with ``secret``."""
+    h = header if raw else json.dumps(header, separators=(",", ":")).encode()
+    p = claims if raw else json.dumps(claims, separators=(",", ":")).encode()
+    signing_input = f"{b64(h)}.{b64(p)}"
+    return f"{signing_input}.{hs256._sign(signing_input, secret)}"
+
+
+def reference(token: str, secret: str = SECRET) -> tuple[str, Any]:
+    """PyJWT's verdict, as the code path before hs256.py reached it: claims read unverified
+    (to find the tenant), then the token verified."""
+    try:
+        unverified = pyjwt.api_jwt.decode_complete(token, options={"verify_signature": False})
+    except pyjwt.PyJWTError:
+        return ("error", "malformed_token")
+    if not isinstance(unverified["payload"], dict):
+        return ("error", "malformed_token")
+    try:
+        header = unverified["header"]
+        if header.get("alg") != "HS256":
+            return ("error", "wrong_algorithm")
+        claims = pyjwt.decode(
+            token,
+            secret,
+            algorithms=["HS256"],
+            leeway=LEEWAY,
+            options={"require": list(REQUIRE), "verify_aud": False},
+        )
+    except pyjwt.PyJWTError as err:
+        return ("error", translate_error(err).code)
+    return ("ok", claims)
+
+
+def ours(token: str, secret: str = SECRET) -> tuple[str, Any]:
+    try:
+        return ("ok", hs256.verify(hs256.parse(token), secret, leeway=LEEWAY, require=REQUIRE))
+    except TokenError as err:
+        return ("error", err.code)
+
+
+def good_claims(**extra: Any) -> dict[str, Any]:
+    now = int(time.time())
+    return {"iss": "client-key", "iat": now, "exp": now + 180, "qsh": "abc", **extra}
+
+
+HEADER = {"alg": "HS256", "typ": "JWT"}
+
+
+def corpus() -> list[tuple[str, str]]:
+    now = int(time.time())
+    valid = raw_token(HEADER, good_claims(sub="557058:x", context={"a": [1, "ü"]}))
+    h, p, s = valid.split(".")
+    cases = {
+        "valid": valid,
+        "valid, no typ": raw_token({"alg": "HS256"}, good_claims()),
+        "valid, string kid": raw_token({**HEADER, "kid": "k"}, good_claims()),
+        "valid, padded signature": f"{h}.{p}.{s}=",
+        "valid, float times": raw_token(HEADER, good_claims(iat=now + 0.5, exp=now + 99.5)),
+        "valid, numeric string exp": raw_token(HEADER, good_claims(exp=str(now + 60))),
+        "valid, iat within leeway": raw_token(HEADER, good_claims(iat=now + 20)),
+        "valid, nbf past": raw_token(HEADER, good_claims(nbf=now - 5)),
+        "valid, unicode claims": raw_token(HEADER, good_claims(iss="clé-ü-☃")),
+        "wrong secret": raw_token(HEADER, good_claims(), secret=SECRET + "x"),
+        "payload tampered": f"{h}.{b64(json.dumps(good_claims(iss='other')).encode())}.{s}",
+        "signature tampered": f"{h}.{p}.{s[:-2]}{'A' if s[-2] != 'A' else 'B'}{s[-1]}",
+        "signature truncated": f"{h}.{p}.{s[:-1]}",
+        "signature empty": f"{h}.{p}.",
+        "signature over-padded": f"{h}.{p}.{s}==",
+        "signature junk": f"{h}.{p}.{s[:-1]}!",
+        "signature non-canonical bits": f"{h}.{p}.{s[:-1]}{chr(ord(s[-1]) ^ 1)}",
+        "header junk": f"{h}!.{p}.{s}",
+        "payload junk": f"{h}.{p}*.{s}",
+        "payload padding x3": f"{h}.{p}===.{s}",
+        "payload length mod 4 == 1": f"{h}.{p}A.{s}",
+        "two segments": f"{h}.{p}",
+        "four segments": f"{h}.{p}.{s}.{s}",
+        "empty": "",
+        "dots only": "..",
+        "header not json": raw_token(b"not json", json.dumps(good_claims()).encode(), raw=True),
+        "header a list": raw_token(["HS256"], good_claims()),
+        "payload not json": raw_token(json.dumps(HEADER).encode(), b"{oops", raw=True),
+        "payload a list": raw_token(HEADER, [1, 2]),
+        "payload a string": raw_token(HEADER, "claims"),
+        "payload not utf-8": raw_token(json.dumps(HEADER).encode(), b'{"iss":"\xff"}', raw=True),
+        "alg none": raw_token({"alg": "none"}, good_claims()),
+        "alg HS512": raw_token({"alg": "HS512"}, good_claims()),
+        "alg RS256": raw_token({"alg": "RS256"}, good_claims()),
+        "alg missing": raw_token({"typ": "JWT"}, good_claims()),
+        "kid not a string": raw_token({**HEADER, "kid": 7}, good_claims()),
+        "expired": raw_token(HEADER, good_claims(iat=now - 900, exp=now - 300)),
+        "expired within leeway": raw_token(HEADER, good_claims(iat=now - 900, exp=now - 10)),
+        "iat in the future": raw_token(HEADER, good_claims(iat=now + 600, exp=now + 900)),
+        "nbf in the future": raw_token(HEADER, good_claims(nbf=now + 600)),
+        "no iss": raw_token(HEADER, {k: v for k, v in good_claims().items() if k != "iss"}),
+        "iss null": raw_token(HEADER, good_claims(iss=None)),
+        "no exp": raw_token(HEADER, {k: v for k, v in good_claims().items() if k != "exp"}),
+        "no iat": raw_token(HEADER, {k: v for k, v in good_claims().items() if k != "iat"}),
+        "exp not a number": raw_token(HEADER, good_claims(exp="soon")),
+        "exp a list": raw_token(HEADER, good_claims(exp=[1])),
+        "exp true": raw_token(HEADER, good_claims(exp=True)),
+        "exp huge": raw_token(HEADER, good_claims(exp=10**30)),
+        "exp infinite": raw_token(b'{"alg":"HS256"}', b'{"iss":"a","exp":1e999}', raw=True),
+        "iat not a number": raw_token(HEADER, good_claims(iat="now")),
+        "nbf not a number": raw_token(HEADER, good_claims(nbf="later")),
+        "sub not a string": raw_token(HEADER, good_claims(sub=42)),
+        "jti not a string": raw_token(HEADER, good_claims(jti=["x"])),
+    }  # fmt: skip
+    return list(cases.items())
+
+
+@pytest.mark.parametrize(("name", "token"), corpus(), ids=[n for n, _ in corpus()])
+def test_same_verdict_as_pyjwt(name: str, token: str) -> None:
+    assert ours(token) == reference(token)
+
+
+def test_corpus_is_not_trivial() -> None:
+    verdicts = [reference(token)[0] for _, token in corpus()]
+    assert verdicts.count("ok") >= 8 and verdicts.count("error") >= 30
+
+
+@pytest.mark.parametrize(
+    "header",
+    [{**HEADER, "crit": ["b64"], "b64": True}, {**HEADER, "b64": True}],
+    ids=["crit b64", "b64 true"],
+)
+def test_jws_extensions_are_refused_where_pyjwt_would_accept(header: dict[str, Any]) -> None:
+    # The one intended difference: no Connect token uses JWS extensions.
+    token = raw_token(header, good_claims())
+    assert reference(token)[0] == "ok"
+    assert ours(token) == ("error", "malformed_token")
+
+
+def test_long_tokens_are_refused_before_parsing() -> None:
+    token = raw_token(HEADER, good_claims(pad="x" * hs256.MAX_TOKEN_LENGTH))
+    assert ours(token) == ("error", "malformed_token")
+
+
+def test_header_memo_returns_copies() -> None:
+    token = raw_token(HEADER, good_claims())
+    first = hs256.parse(token).header
+    first["alg"] = "none"
+    assert hs256.parse(token).header["alg"] == "HS256"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    claims=st.dictionaries(st.text(max_size=10), json_values, max_size=6),
+    secret=st.text(min_size=1, max_size=64),
+)
+def test_minted_tokens_are_byte_identical_to_pyjwt(claims: dict[str, Any], secret: str) -> None:
+    expected = pyjwt.encode(claims, secret, algorithm="HS256", headers={"typ": "JWT"})
+    assert hs256.mint(claims, secret) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(position=st.integers(min_value=0), replacement=st.characters(codec="ascii"))
+def test_any_one_character_change_gets_the_same_verdict(position: int, replacement: str) -> None:
+    token = raw_token(HEADER, good_claims(sub="557058:x"))
+    i = position % len(token)
+    mutated = token[:i] + replacement + token[i + 1 :]
+    assert ours(mutated) == reference(mutated)
