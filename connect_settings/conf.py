@@ -86,6 +86,10 @@ DEFAULTS: dict[str, Any] = {
     #: Django cache alias for tenant lookups, and their lifetime in seconds.
     "TENANT_CACHE": "default",
     "TENANT_CACHE_TTL": 300,
+    #: Seconds each process may keep its own copy of a tenant read from a Redis
+    #: ``TENANT_CACHE`` (invalidations reach every process through Redis pub/sub; this bounds
+    #: a copy's life should one ever be missed). 0: read the shared cache on every request.
+    "TENANT_LOCAL_TTL": 60,
     #: Dotted path to the ``django.forms.Form`` that declares the configure page's settings.
     #: Empty: the page has nothing to configure.
     "CONFIGURE_FORM": "",

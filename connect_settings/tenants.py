@@ -1,29 +1,56 @@
-"""Tenant lookups through a cache shared by workers.
+"""Tenant lookups through a cache shared by workers, with a process-local layer on Redis.
 
-The cache holds the row's field values (the shared secret still encrypted), never the
-plaintext secret. Lifecycle changes delete the entry once their transaction commits; unknown
-client keys are cached briefly too, so a flood of forged issuers cannot hammer the database.
+The shared cache (``TENANT_CACHE``) holds the row's field values (the shared secret still
+encrypted), never the plaintext secret. Lifecycle changes delete the entry once their
+transaction commits; unknown client keys are cached briefly too, so a flood of forged issuers
+cannot hammer the database.
+
+When that cache is Redis, each process also keeps the entries it has read (for at most
+``TENANT_LOCAL_TTL`` seconds), which spares every authenticated request a Redis round trip.
+Invalidations are published on a Redis channel, and each process drains its subscription,
+without blocking, before every read of its local copies: a change committed by any worker is
+seen by the next request in every other one, as with the shared cache alone. If the
+subscription breaks, the local copies are dropped and not used until it is back. Other cache
+backends have no such channel, and are read on every request.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
+import os
+import threading
+import time
 from typing import Any
 
 from django.core.cache import caches
+from django.core.signals import setting_changed
 from django.db import transaction
+from django.dispatch import receiver
 
 from .conf import connect_settings
 from .models import Tenant
 
+logger = logging.getLogger(__name__)
+
 _MISSING = "missing"
 _NEGATIVE_TTL = 30
 _FIELDS = [f.attname for f in Tenant._meta.concrete_fields]
+#: Published to drop every local copy (key rotation of many tenants at once, tests).
+_ALL = "*"
+#: Local copies kept per process; beyond it the oldest go (a tenant only costs a Redis read).
+_LOCAL_MAX = 10_000
+#: After the subscription fails, how long to run on the shared cache alone before retrying.
+_RESUBSCRIBE_AFTER = 5.0
 
 
-def _cache_key(client_key: str) -> str:
+def _digest(client_key: str) -> str:
     # Client keys come from untrusted tokens: hash them so any value is a valid cache key.
-    digest = hashlib.sha256(client_key.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    return hashlib.sha256(client_key.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
+def _cache_key(digest: str) -> str:
     return f"connect_settings:tenant:v1:{digest}"
 
 
@@ -31,8 +58,143 @@ def _cache() -> Any:
     return caches[connect_settings.TENANT_CACHE]
 
 
+def _channel(cache: Any) -> str:
+    # Pub/sub channels ignore Redis database numbers: the key prefix keeps apps apart.
+    return str(cache.make_key("connect_settings:tenants:invalidated"))
+
+
+def _redis_client(cache: Any) -> Any | None:
+    """The redis-py client behind a Redis cache backend (Django's or django-redis), else None."""
+    try:
+        from django.core.cache.backends.redis import RedisCache
+    except ImportError:  # pragma: no cover - Django < 4.0
+        RedisCache = ()
+    if isinstance(cache, RedisCache):
+        return cache._cache.get_client(write=True)  # Django's backend has no public accessor
+    if type(cache).__module__.startswith("django_redis"):
+        return cache.client.get_client(write=True)
+    return None
+
+
+class _LocalTenants:
+    """This process's copies of shared-cache entries, and the subscription that drops them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.entries: dict[str, tuple[dict[str, Any], float]] = {}
+        #: Counts invalidations seen: a copy read before one must not be kept after it.
+        self.generation = 0
+        self.pid = 0
+        self.pubsub: Any = None
+        self.retry_at = 0.0
+
+    def reset(self) -> None:
+        with self.lock:
+            self._close()
+            self.retry_at = 0.0
+
+    def _close(self) -> None:
+        self._forget(_ALL)
+        if self.pubsub is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail again
+                self.pubsub.close()
+        self.pubsub = None
+
+    def _forget(self, digest: str) -> None:
+        self.generation += 1
+        if digest == _ALL:
+            self.entries.clear()
+        else:
+            self.entries.pop(digest, None)
+
+    def _subscribe(self, cache: Any) -> None:
+        client = _redis_client(cache)
+        if client is None:
+            self.retry_at = float("inf")  # no channel on this backend: never local copies
+            return
+        try:
+            pubsub = client.pubsub()
+            pubsub.subscribe(_channel(cache))
+            # Wait for the confirmation: from then on every invalidation reaches us.
+            deadline = time.monotonic() + 2.0
+            while (message := pubsub.get_message(timeout=1.0)) is None or message[
+                "type"
+            ] != "subscribe":
+                if time.monotonic() > deadline:
+                    raise TimeoutError("no subscription confirmation")
+        except Exception:  # any failure: run on the shared cache for now
+            logger.warning("Tenant invalidations unavailable; local copies off for a while")
+            self.retry_at = time.monotonic() + _RESUBSCRIBE_AFTER
+            return
+        self.pubsub = pubsub
+        self._forget(_ALL)
+
+    def _drained(self, cache: Any) -> bool:
+        """Whether local copies may be used: subscribed in this process, messages drained."""
+        if self.pid != os.getpid():  # a forked worker inherits neither socket nor copies
+            self.pid, self.pubsub, self.retry_at = os.getpid(), None, 0.0
+            self._forget(_ALL)
+        if self.pubsub is None:
+            if time.monotonic() < self.retry_at:
+                return False
+            self._subscribe(cache)
+            if self.pubsub is None:
+                return False
+        try:
+            while (message := self.pubsub.get_message(timeout=0.0)) is not None:
+                if message["type"] == "message":
+                    data = message["data"]
+                    self._forget(data.decode() if isinstance(data, bytes) else str(data))
+        except Exception:  # a broken subscription may have lost messages
+            logger.warning("Tenant invalidation channel lost; local copies dropped")
+            self._close()
+            self.retry_at = time.monotonic() + _RESUBSCRIBE_AFTER
+            return False
+        return True
+
+    def get(self, cache: Any, digest: str) -> tuple[dict[str, Any] | None, int | None]:
+        """(the local copy or None, the stamp to :meth:`put` a copy read now; None: don't)."""
+        with self.lock:
+            if not self._drained(cache):
+                return None, None
+            entry = self.entries.get(digest)
+            if entry is not None and entry[1] < time.monotonic():
+                del self.entries[digest]
+                entry = None
+            return (entry[0] if entry else None), self.generation
+
+    def put(self, cache: Any, digest: str, fields: dict[str, Any], stamp: int) -> None:
+        ttl = float(connect_settings.TENANT_LOCAL_TTL)
+        with self.lock:
+            # Drain, then keep the copy only if nothing was invalidated since it was read.
+            if ttl <= 0 or not self._drained(cache) or self.generation != stamp:
+                return
+            if len(self.entries) >= _LOCAL_MAX:
+                del self.entries[next(iter(self.entries))]
+            self.entries[digest] = (fields, time.monotonic() + ttl)
+
+    def drop(self, digest: str) -> None:
+        with self.lock:
+            self._forget(digest)
+
+
+_local = _LocalTenants()
+
+
+@receiver(setting_changed)
+def _settings_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("CACHES", "CONNECT_SETTINGS"):
+        _local.reset()
+
+
 def _from_db(client_key: str) -> Tenant | None:
     return Tenant.objects.filter(client_key=client_key).first()
+
+
+def _tenant(fields: dict[str, Any]) -> Tenant:
+    tenant = Tenant(**fields)  # a fresh instance per call: views may change theirs
+    tenant._state.adding = False
+    return tenant
 
 
 def get_tenant(client_key: str, *, fresh: bool = False) -> Tenant | None:
@@ -40,15 +202,21 @@ def get_tenant(client_key: str, *, fresh: bool = False) -> Tenant | None:
     if not isinstance(client_key, str) or not client_key or len(client_key) > 255:
         return None
     cache = _cache()
-    key = _cache_key(client_key)
-    if not fresh:
+    digest = _digest(client_key)
+    key = _cache_key(digest)
+    if fresh:
+        _local.drop(digest)
+    else:
+        fields, stamp = _local.get(cache, digest)
+        if fields is not None and fields.get("client_key") == client_key:
+            return _tenant(fields)
         cached = cache.get(key)
         if cached == _MISSING:
             return None
         if isinstance(cached, dict) and cached.get("client_key") == client_key:
-            tenant = Tenant(**cached)
-            tenant._state.adding = False
-            return tenant
+            if stamp is not None:
+                _local.put(cache, digest, cached, stamp)
+            return _tenant(cached)
     tenant = _from_db(client_key)
     if tenant is None:
         cache.set(key, _MISSING, _NEGATIVE_TTL)
@@ -57,8 +225,28 @@ def get_tenant(client_key: str, *, fresh: bool = False) -> Tenant | None:
     return tenant
 
 
+def _publish(digest: str) -> None:
+    _local.drop(digest)
+    cache = _cache()
+    client = _redis_client(cache)
+    if client is not None:
+        client.publish(_channel(cache), digest)
+
+
 def invalidate(client_key: str) -> None:
-    """Forget the cached tenant now and again when the current transaction commits."""
-    key = _cache_key(client_key)
-    _cache().delete(key)
-    transaction.on_commit(lambda: _cache().delete(key))
+    """Forget the cached tenant in every process, now and again when the current transaction
+    commits (the second time for a reader that filled the cache from the old row meanwhile)."""
+    digest = _digest(client_key)
+    key = _cache_key(digest)
+
+    def forget() -> None:
+        _cache().delete(key)
+        _publish(digest)
+
+    forget()
+    transaction.on_commit(forget)
+
+
+def invalidate_all() -> None:
+    """Drop every process's local copies (the shared entries stay; :func:`invalidate` them)."""
+    _publish(_ALL)

@@ -29,7 +29,7 @@ def main() -> None:
     from django.test.utils import CaptureQueriesContext
 
     from connect_settings.exceptions import SecretDecryptionError
-    from connect_settings.tenants import get_tenant
+    from connect_settings.tenants import _local, get_tenant
 
     for line in sys.stdin:
         client_key = line.strip()
@@ -48,6 +48,8 @@ def main() -> None:
                 "installed": tenant.installed,
                 "enabled": tenant.enabled,
                 "queries": len(queries.captured_queries),
+                # This process's own copies (kept only with Redis, see tenants.py).
+                "local_copies": len(_local.entries),
             }
         print(json.dumps(answer), flush=True)
 

@@ -1,0 +1,130 @@
+"""The process-local layer of the tenant cache (``tenants._local``) on a real Redis.
+
+Cross-process invalidation is covered by ``test_tenant_cache.py`` (a second worker process);
+here: what is kept locally, what may never be kept, and what happens when the invalidation
+channel breaks.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from connect_settings import tenants
+from connect_settings.testing import make_tenant
+
+pytestmark = pytest.mark.django_db
+
+CLIENT_KEY = "local-layer-client-key"
+
+
+def _redis_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def redis_cache(settings: Any) -> Iterator[Any]:
+    if not _redis_answers():
+        if os.environ.get("CI") == "true":
+            pytest.fail("Redis does not answer on 127.0.0.1:6379 (CI=true: it must)")
+        pytest.skip("needs Redis on 127.0.0.1:6379 (CI has it)")
+    settings.CACHES = {
+        **settings.CACHES,
+        "tenants": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/12",
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        },
+    }
+    settings.CONNECT_SETTINGS = {**settings.CONNECT_SETTINGS, "TENANT_CACHE": "tenants"}
+    yield caches["tenants"]
+    tenants._local.reset()
+
+
+def lookups(client_key: str = CLIENT_KEY) -> tuple[Any, int]:
+    with CaptureQueriesContext(connection) as queries:
+        tenant = tenants.get_tenant(client_key)
+    return tenant, len(queries.captured_queries)
+
+
+def test_second_read_is_kept_and_served_without_redis(redis_cache: Any) -> None:
+    make_tenant(CLIENT_KEY)
+    assert lookups()[1] == 1  # database, then the shared cache is filled
+    assert lookups()[1] == 0  # shared cache, copied locally
+    assert len(tenants._local.entries) == 1
+    # Remove the shared entry behind the layer's back: the local copy still answers.
+    redis_cache.delete(tenants._cache_key(tenants._digest(CLIENT_KEY)))
+    tenant, queries = lookups()
+    assert tenant is not None and tenant.client_key == CLIENT_KEY and queries == 0
+
+
+def test_each_lookup_gets_its_own_instance(redis_cache: Any) -> None:
+    make_tenant(CLIENT_KEY)
+    lookups(), lookups()
+    first, _ = lookups()
+    first.enabled = False  # a view changing its copy must not change the next request's
+    second, _ = lookups()
+    assert second.enabled is True and second is not first
+
+
+def test_invalidate_drops_the_local_copy_here_and_in_the_shared_cache(redis_cache: Any) -> None:
+    make_tenant(CLIENT_KEY)
+    lookups(), lookups()
+    tenants.invalidate(CLIENT_KEY)
+    assert tenants._local.entries == {}
+    assert lookups()[1] == 1  # back to the database
+
+
+def test_a_copy_read_before_an_invalidation_is_not_kept(redis_cache: Any) -> None:
+    make_tenant(CLIENT_KEY)
+    lookups()
+    digest = tenants._digest(CLIENT_KEY)
+    _, stamp = tenants._local.get(redis_cache, digest)
+    assert stamp is not None
+    fields = redis_cache.get(tenants._cache_key(digest))
+    # Another process invalidates between our read of the shared cache and our put.
+    tenants._redis_client(redis_cache).publish(tenants._channel(redis_cache), digest)
+    tenants._local.put(redis_cache, digest, fields, stamp)
+    assert digest not in tenants._local.entries
+
+
+def test_a_broken_channel_drops_the_copies_and_falls_back(redis_cache: Any) -> None:
+    make_tenant(CLIENT_KEY)
+    lookups(), lookups()
+    assert len(tenants._local.entries) == 1
+    client = tenants._redis_client(redis_cache)
+    killed = client.client_kill_filter(_type="pubsub", skipme=True)
+    assert killed >= 1
+    tenant, queries = lookups()  # drains, finds the channel closed: copies dropped
+    assert tenant is not None and queries == 0  # served by the shared cache instead
+    assert tenants._local.entries == {} and tenants._local.pubsub is None
+    # Until the retry time, nothing is kept locally (messages may have been lost).
+    lookups()
+    assert tenants._local.entries == {}
+
+
+def test_zero_ttl_keeps_nothing_locally(redis_cache: Any, settings: Any) -> None:
+    settings.CONNECT_SETTINGS = {**settings.CONNECT_SETTINGS, "TENANT_LOCAL_TTL": 0}
+    make_tenant(CLIENT_KEY)
+    lookups(), lookups(), lookups()
+    assert tenants._local.entries == {}
+
+
+def test_other_backends_keep_nothing_locally(settings: Any) -> None:
+    # Local memory is per process already; a file or database cache has no channel.
+    make_tenant(CLIENT_KEY)
+    lookups(), lookups(), lookups()
+    assert tenants._local.entries == {}
