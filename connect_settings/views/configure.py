@@ -6,6 +6,7 @@ shapes here; validation, versions, history and storage there.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,19 +14,13 @@ from urllib.parse import urlsplit
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 
 from ..conf import connect_settings
-from ..configuration import (
-    ConfigurationConflict,
-    ConfigurationInvalid,
-    current_state,
-    mirror_changes,
-    recent_changes,
-    save_configuration,
-    stored_values,
-)
+from ..configuration import ConfigurationConflict, ConfigurationInvalid, save_configuration
+from ..configure_page import form_part, mirror_status, read_state, recent_changes
 from ..decorators import authenticate, check_valid_token
 from ..exceptions import BadRequest, ConnectError
 from ..forms import build_form, configure_form_class, describe_change, field_rows
@@ -97,24 +92,29 @@ def _page(request: HttpRequest) -> HttpResponse:
     if not tenant.enabled:
         return _disabled()
     form_class = configure_form_class()
-    stored = stored_values(tenant)
-    state = current_state(tenant, stored)
-    form = build_form(form_class, stored)
+    state = read_state(tenant)
+    stored = state.stored
+    # The fields come rendered (and cached: see configure_page); `form` and `rows` stay in
+    # the context, built only if an overriding template asks for them.
+    part = form_part(form_class, stored)
+    form = functools.cache(lambda: build_form(form_class, stored))
     history = [
         {"change": change, "fields": describe_change(form_class, change.changes)}
-        for change in recent_changes(tenant)
+        for change in recent_changes(tenant, state)
     ]
     response = render(
         request,
         "connect_settings/configure.html",
         {
             "tenant": tenant,
-            "form": form,
-            "rows": field_rows(form),
-            "app_settings": {"values": state["values"], "version": state["version"]},
-            "updated_at": state["updated_at"],
+            "form_html": part.html,
+            "has_fields": bool(form_class.base_fields),
+            "form": SimpleLazyObject(form),
+            "rows": SimpleLazyObject(lambda: field_rows(form())),
+            "app_settings": {"values": part.values, "version": state.version},
+            "updated_at": state.updated_at.isoformat() if state.updated_at else None,
             "history": history,
-            "mirror": mirror_changes(tenant),
+            "mirror": mirror_status(tenant),
             "host_script_url": host_script_url(request, tenant),
             "save_url": reverse("connect_settings:configure"),
         },

@@ -1,0 +1,237 @@
+"""What the configure page reads and renders, at the cost of one query and a cache lookup.
+
+**Reading.** :func:`read_state` reads the tenant's stored values, the version row and whether
+any history exists in one round trip (the page used to make four queries). The history rows
+are read only when there are some, the mirror status only when something is mirrored.
+
+**Rendering.** The page is rendered on every load: it carries a fresh session token, the
+version, the recent history and the mirror status. Its form part (every field's label,
+widget, help text, and the redacted values the page's script starts from) is a pure
+function of
+
+- the form class,
+- the tenant's stored values,
+- the active language and time zone,
+- the templates (``connect_settings/configure_fields.html`` and what it includes),
+
+so :func:`form_part` renders it through the templates once per such combination and keeps
+the result in a small in-process LRU. The key holds a digest of the stored values *as read
+by this request*, so every write (a versioned save, a bare ``store.set``, the admin, a data
+migration) changes the key: nothing is ever invalidated and nothing can be served stale.
+Templates are read once per process in production (Django's cached loader does the same);
+with ``DEBUG`` on nothing is cached, so template edits show at once, and a settings change
+(``override_settings`` in tests) empties the cache.
+
+A form whose rendering depends on more than its stored values (choices read from the
+database in ``__init__``, a callable ``initial``) opts out with ``cache_rendering = False``
+on the form class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.db import connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+from django.utils.safestring import SafeString
+
+from . import mirror
+from .conf import connect_settings
+from .configuration import mirror_changes
+from .forms import build_form, effective_values, field_rows, redact
+from .models import AddonSetting, Configuration, ConfigurationChange, Tenant
+
+__all__ = [
+    "FIELDS_TEMPLATE",
+    "FormPart",
+    "PageState",
+    "clear_cache",
+    "form_part",
+    "mirror_status",
+    "read_state",
+    "recent_changes",
+    "render_form_part",
+]
+
+#: Renders the fields of the form (``rows``, ``form``); includes ``configure_field.html``.
+FIELDS_TEMPLATE = "connect_settings/configure_fields.html"
+#: Distinct (form, stored values, language, time zone) renderings kept per process.
+CACHE_SIZE = 512
+
+
+@dataclass(frozen=True)
+class FormPart:
+    #: The rendered fields (or the "nothing to configure" note).
+    html: SafeString
+    #: The effective values, secrets redacted: the page's ``app-settings`` JSON. Shared
+    #: between requests: read it, never change it.
+    values: Mapping[str, Any]
+
+
+class _LRU:
+    """A bounded, thread-safe mapping that forgets the least recently used entry."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._data: OrderedDict[Hashable, FormPart] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> FormPart | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value: FormPart) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+_cache = _LRU(CACHE_SIZE)
+
+
+def clear_cache(**_: Any) -> None:
+    _cache.clear()
+
+
+# Settings decide templates, languages, formats and the form class: any change empties it.
+setting_changed.connect(clear_cache, dispatch_uid="connect_settings.configure_page")
+
+
+def render_form_part(form_class: type[forms.BaseForm], stored: Mapping[str, Any]) -> FormPart:
+    """The form part rendered now, uncached."""
+    form = build_form(form_class, stored)
+    # No request: the fragment must not depend on one (it is shared between requests).
+    html = render_to_string(FIELDS_TEMPLATE, {"form": form, "rows": field_rows(form)})
+    values = redact(form_class, effective_values(form_class, stored))
+    return FormPart(SafeString(html), values)
+
+
+def _stored_digest(stored: Mapping[str, Any]) -> bytes:
+    # Canonical JSON (JSON tells true from 1 and 1 from 1.0); hashed, so that the cache keeps
+    # no stored secret in clear.
+    canonical = json.dumps(stored, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.blake2b(canonical.encode(), digest_size=20).digest()
+
+
+def form_part(form_class: type[forms.BaseForm], stored: Mapping[str, Any]) -> FormPart:
+    """The form part for ``stored``, from the cache when the same inputs were rendered before."""
+    if settings.DEBUG or not getattr(form_class, "cache_rendering", True):
+        return render_form_part(form_class, stored)
+    key = (
+        form_class,
+        _stored_digest(stored),
+        translation.get_language(),
+        timezone.get_current_timezone_name(),
+    )
+    part = _cache.get(key)
+    if part is None:
+        part = render_form_part(form_class, stored)
+        _cache.put(key, part)
+    return part
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageState:
+    #: The stored values (``{}`` when nothing, or something other than an object, is stored).
+    stored: dict[str, Any]
+    version: int
+    updated_at: datetime | None
+    #: Whether the tenant has any configuration history at all.
+    has_history: bool
+
+
+def _state_sql(connection: BaseDatabaseWrapper) -> str:
+    def _column(model: type[Any], name: str) -> str:
+        return connection.ops.quote_name(model._meta.get_field(name).column)
+
+    def _table(model: type[Any]) -> str:
+        return connection.ops.quote_name(model._meta.db_table)
+
+    # Identifiers only come from the models, quoted; every value is a query parameter.
+    tenant_id = _column(AddonSetting, "tenant")
+    return (
+        f"SELECT (SELECT {_column(AddonSetting, 'value')} FROM {_table(AddonSetting)}"  # noqa: S608
+        f" WHERE {tenant_id} = %s AND {_column(AddonSetting, 'key')} = %s),"
+        f" (SELECT {_column(Configuration, 'version')} FROM {_table(Configuration)}"
+        f" WHERE {_column(Configuration, 'tenant')} = %s),"
+        f" (SELECT {_column(Configuration, 'updated_at')} FROM {_table(Configuration)}"
+        f" WHERE {_column(Configuration, 'tenant')} = %s),"
+        f" EXISTS (SELECT 1 FROM {_table(ConfigurationChange)}"
+        f" WHERE {_column(ConfigurationChange, 'tenant')} = %s)"
+        f"{connection.features.bare_select_suffix}"
+    )
+
+
+def _from_db(connection: BaseDatabaseWrapper, field: Field[Any, Any], value: Any) -> Any:
+    # What the ORM does to a column it reads: the backend's converters, then the field's.
+    column = field.get_col(field.model._meta.db_table)
+    converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+    for convert in converters:
+        value = convert(value, column, connection)
+    return value
+
+
+def read_state(tenant: Tenant) -> PageState:
+    """The page's state in one query (one row of scalar subqueries, whatever exists).
+
+    The same reads as ``configuration.stored_values`` and ``current_state``: the setting row
+    under ``CONFIGURE_SETTING_KEY`` and the tenant's ``Configuration`` row, by tenant id only
+    (no join with the tenant table).
+    """
+    key = str(connect_settings.CONFIGURE_SETTING_KEY)
+    connection = connections[router.db_for_read(AddonSetting)]
+    with connection.cursor() as cursor:
+        cursor.execute(_state_sql(connection), [tenant.pk, key, tenant.pk, tenant.pk, tenant.pk])
+        value, version, updated_at, has_history = cursor.fetchone()
+    stored = _from_db(connection, AddonSetting._meta.get_field("value"), value)
+    updated = _from_db(connection, Configuration._meta.get_field("updated_at"), updated_at)
+    return PageState(
+        # Anything but an object (written by hand through store.set) counts as nothing stored.
+        stored=stored if isinstance(stored, dict) else {},
+        version=version or 0,
+        updated_at=updated,
+        has_history=bool(has_history),
+    )
+
+
+def recent_changes(tenant: Tenant, state: PageState) -> list[ConfigurationChange]:
+    """The newest ``CONFIGURE_HISTORY_ON_PAGE`` changes; no query when there are none."""
+    limit = int(connect_settings.CONFIGURE_HISTORY_ON_PAGE)
+    if not state.has_history or limit <= 0:
+        return []
+    return list(ConfigurationChange.objects.filter(tenant_id=tenant.pk)[:limit])
+
+
+def mirror_status(tenant: Tenant) -> dict[str, Any]:
+    """``configuration.mirror_changes``, without a query when nothing is mirrored."""
+    if not mirror.specs_for(str(connect_settings.CONFIGURE_SETTING_KEY)):
+        return {}
+    return mirror_changes(tenant)

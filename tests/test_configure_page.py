@@ -1,0 +1,210 @@
+"""The configure page's read path and its cache of the rendered form (configure_page)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from django import forms
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import translation
+
+from connect_settings import configure_page, store
+from connect_settings.configuration import save_configuration
+from connect_settings.configure_page import form_part, read_state
+from connect_settings.models import Configuration, ConfigurationChange, Tenant
+from connect_settings.testing import DEFAULT_SECRET, make_tenant, signed_url
+
+pytestmark = pytest.mark.django_db
+
+PAGE = "/configure?xdm_e=https%3A%2F%2Fexample.atlassian.net&cp=&lic=none"
+TOKEN_VALUE = "tok-SECRET-1a2b3c4d"
+
+
+def _page(client: Any) -> str:
+    response = client.get(signed_url("test-client-key", DEFAULT_SECRET, PAGE))
+    assert response.status_code == 200, response.content
+    return response.content.decode()
+
+
+def _app_settings(html: str) -> dict[str, Any]:
+    match = re.search(r'<script id="app-settings" type="application/json">(.*?)</script>', html)
+    assert match
+    return json.loads(match.group(1))
+
+
+@pytest.fixture
+def renders(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every uncached rendering of the form part, by the stored values it was given."""
+    calls: list[dict[str, Any]] = []
+    real = configure_page.render_form_part
+
+    def counting(form_class: Any, stored: Any) -> Any:
+        calls.append(dict(stored))
+        return real(form_class, stored)
+
+    monkeypatch.setattr(configure_page, "render_form_part", counting)
+    return calls
+
+
+# --- the cache can never serve a stale form -------------------------------------------------
+
+
+def test_a_store_set_that_bypasses_the_save_shows_on_the_next_page(client, connect_tenant, renders):
+    html = _page(client)
+    assert 'value="Support"' in html and "No value is stored." in html
+    assert _page(client) and len(renders) == 1  # the second page used the cache
+
+    # Written behind the versioned save's back: no version, no history, same cache.
+    store.set("appSettings", {"team_name": "Night shift", "api_token": TOKEN_VALUE}, connect_tenant)
+    html = _page(client)
+    assert len(renders) == 2
+    assert 'value="Night shift"' in html and 'value="Support"' not in html
+    assert "A value is set." in html and TOKEN_VALUE not in html
+    values = _app_settings(html)["values"]
+    assert values["team_name"] == "Night shift"
+    assert values["api_token"] == {"secret": True, "set": True}
+
+    # And back: the same values as before give the same page as before.
+    store.set("appSettings", {}, connect_tenant)
+    html = _page(client)
+    assert 'value="Support"' in html and "No value is stored." in html
+
+
+def test_values_that_differ_only_in_json_type_are_different_pages(client, connect_tenant, renders):
+    store.set("appSettings", {"notify": True}, connect_tenant)
+    assert _app_settings(_page(client))["values"]["notify"] is True
+    store.set("appSettings", {"notify": 1}, connect_tenant)
+    assert _app_settings(_page(client))["values"]["notify"] == 1
+    assert len(renders) == 2
+
+
+def test_per_request_parts_are_fresh_while_the_form_comes_from_the_cache(
+    client, connect_tenant, renders
+):
+    html = _page(client)
+    assert "No changes yet." in html and _app_settings(html)["version"] == 0
+    # History and version written without touching the stored values: same form part.
+    Configuration.objects.create(tenant=connect_tenant, version=7)
+    ConfigurationChange.objects.create(
+        tenant=connect_tenant,
+        version=7,
+        account_id="557058:someone",
+        source=ConfigurationChange.Source.PAGE,
+        changes={"team_name": {"from": "Support", "to": "Support "}},
+    )
+    html = _page(client)
+    assert len(renders) == 1
+    assert _app_settings(html)["version"] == 7
+    assert "version 7" in html and "557058:someone" in html and "No changes yet." not in html
+
+
+def test_tenants_with_the_same_values_share_the_form_but_not_the_page(client, renders):
+    make_tenant()
+    make_tenant("other-key", "other-secret-0123456789-0123456789-0123", display_url="")
+    first = client.get(signed_url("test-client-key", DEFAULT_SECRET, PAGE))
+    other_url = "/configure?xdm_e=https%3A%2F%2Fother.example&lic=none"
+    second = client.get(
+        signed_url("other-key", "other-secret-0123456789-0123456789-0123", other_url)
+    )
+    assert len(renders) == 1
+    assert first["X-acpt"] != second["X-acpt"]
+    assert f'content="{first["X-acpt"]}"' in first.content.decode()
+    assert f'content="{second["X-acpt"]}"' in second.content.decode()
+
+
+def test_debug_renders_every_page(client, connect_tenant, renders, settings):
+    settings.DEBUG = True
+    _page(client)
+    _page(client)
+    assert len(renders) == 2
+
+
+def test_the_language_is_part_of_the_key(connect_tenant, renders):
+    form_class = forms.Form
+    with translation.override("en"):
+        form_part(form_class, {})
+        form_part(form_class, {})
+    with translation.override("de"):
+        form_part(form_class, {})
+    assert len(renders) == 2
+
+
+class _LiveChoices(forms.Form):
+    cache_rendering = False
+    colour = forms.CharField()
+
+
+def test_a_form_may_opt_out_of_the_cache(renders):
+    form_part(_LiveChoices, {})
+    form_part(_LiveChoices, {})
+    assert len(renders) == 2
+
+
+def test_the_cache_is_bounded(monkeypatch, renders):
+    monkeypatch.setattr(configure_page, "_cache", configure_page._LRU(2))
+    for n in (1, 2, 3):
+        form_part(forms.Form, {"n": n})
+    assert len(configure_page._cache) == 2
+    form_part(forms.Form, {"n": 3})  # kept
+    form_part(forms.Form, {"n": 1})  # forgotten: rendered again
+    assert [c["n"] for c in renders] == [1, 2, 3, 1]
+
+
+def test_overriding_templates_still_get_form_and_rows(client, connect_tenant, tmp_path, settings):
+    override = tmp_path / "connect_settings" / "configure.html"
+    override.parent.mkdir()
+    override.write_text(
+        "{% for row in rows %}<i data-row='{{ row.field.name }}'>{{ row.widget }}</i>{% endfor %}"
+        "{{ form.team_name.value }}"
+    )
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path]}]
+    html = _page(client)
+    assert "<i data-row='team_name'><input" in html and html.endswith("Support")
+
+
+# --- one query for the page ------------------------------------------------------------------
+
+
+def _page_queries(client: Any) -> list[str]:
+    url = signed_url("test-client-key", DEFAULT_SECRET, PAGE)
+    client.get(url)  # warms the tenant cache
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    return [q["sql"] for q in queries.captured_queries]
+
+
+def test_a_page_without_history_is_one_query(client, connect_tenant):
+    assert len(_page_queries(client)) == 1
+
+
+def test_a_page_with_history_reads_it_in_a_second_query(client, connect_tenant, settings):
+    save_configuration(connect_tenant, {"team_name": "Ops"})
+    sql = _page_queries(client)
+    assert len(sql) == 2 and "connect_settings_configurationchange" in sql[1]
+    settings.CONNECT_SETTINGS = {**settings.CONNECT_SETTINGS, "CONFIGURE_HISTORY_ON_PAGE": 0}
+    assert len(_page_queries(client)) == 1
+
+
+def test_read_state_matches_what_is_stored(connect_tenant):
+    assert read_state(connect_tenant) == configure_page.PageState({}, 0, None, False)
+    result = save_configuration(connect_tenant, {"team_name": "Ops", "notify": False})
+    state = read_state(connect_tenant)
+    assert state.stored == store.get("appSettings", connect_tenant)
+    assert state.stored["team_name"] == "Ops" and state.stored["notify"] is False
+    assert state.version == 1 and state.has_history
+    assert state.updated_at == result.updated_at == Configuration.objects.get().updated_at
+    assert state.updated_at.tzinfo is not None
+    # Anything but an object counts as nothing stored, as configuration.stored_values says.
+    store.set("appSettings", ["not", "an", "object"], connect_tenant)
+    assert read_state(connect_tenant).stored == {}
+
+
+def test_read_state_is_per_tenant(connect_tenant):
+    other = make_tenant("other-key", "other-secret-0123456789-0123456789-0123")
+    save_configuration(other, {"team_name": "Other"})
+    assert read_state(connect_tenant) == configure_page.PageState({}, 0, None, False)
+    assert read_state(Tenant.objects.get(client_key="other-key")).version == 1
