@@ -22,11 +22,11 @@ from datetime import datetime
 from typing import Any
 
 from django import forms
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import store
+from . import mirror, store
 from .conf import connect_settings
 from .exceptions import ConnectError
 from .forms import (
@@ -180,9 +180,10 @@ def _shape_error(f: forms.Field, value: Any, secret: bool) -> str | None:
 
 
 def form_data(
-    form_class: type[forms.BaseForm], stored: Mapping[str, Any], submitted: Mapping[str, Any]
+    form_class: type[forms.BaseForm], current: Mapping[str, Any], submitted: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The data to bind the form to: current values overlaid with the submission.
+    """The data to bind the form to: ``current`` (the :func:`effective_values`) overlaid with
+    the submission.
 
     Raises :class:`ConfigurationInvalid` for unknown names and values of the wrong JSON type.
     """
@@ -197,7 +198,6 @@ def form_data(
     if errors:
         raise ConfigurationInvalid(errors)
 
-    current = effective_values(form_class, stored)
     data: dict[str, Any] = {}
     for name, f in fields.items():
         if name in secrets:
@@ -246,21 +246,55 @@ def _diff(
 
 
 def _lock(tenant: Tenant) -> Configuration:
-    # Write before reading anything: on PostgreSQL the UPDATE takes the row lock, on SQLite
-    # the database write lock, so concurrent saves queue here (a read first would make
-    # SQLite fail one of them with "database is locked" instead). The first save creates the
-    # row (get_or_create handles that race); SELECT ... FOR UPDATE then holds it either way.
-    if not Configuration.objects.filter(tenant_id=tenant.pk).update(version=F("version")):
-        Configuration.objects.get_or_create(tenant_id=tenant.pk)
-    return Configuration.objects.select_for_update().get(tenant_id=tenant.pk)
+    """The tenant's Configuration row, locked until the transaction ends (created if need be).
+
+    Concurrent saves of a tenant queue here. PostgreSQL: SELECT ... FOR UPDATE takes the row
+    lock. SQLite has no row locks: write before reading anything, so the transaction takes
+    the database write lock first (a read first would make SQLite fail one of two concurrent
+    saves with "database is locked" instead of queueing it). The first save creates the row
+    (get_or_create handles that race) and then locks it like any other.
+    """
+    rows = Configuration.objects.filter(tenant_id=tenant.pk).order_by()
+    if connections[router.db_for_write(Configuration)].features.has_select_for_update:
+        config = rows.select_for_update().first()
+        if config is not None:
+            return config
+    elif rows.update(version=F("version")):
+        return rows.get()
+    Configuration.objects.get_or_create(tenant_id=tenant.pk)
+    return rows.select_for_update().get()
+
+
+def _locked_values_row(tenant: Tenant) -> AddonSetting | None:
+    # Read once the configuration is locked, never in the same statement: on PostgreSQL a
+    # statement sees what had committed when it started, so only a later statement sees what
+    # the save we queued behind wrote. FOR UPDATE also holds off a direct store.set of the key
+    # (order_by(): the default ordering would join, and lock, the tenant row).
+    rows = AddonSetting.objects.select_for_update().filter(tenant_id=tenant.pk, key=_setting_key())
+    return rows.order_by().first()
+
+
+def _write_values(tenant: Tenant, row: AddonSetting | None, value: dict[str, Any]) -> None:
+    """Store the configuration as :func:`store.set` does (mirror outbox rows in this
+    transaction, ``setting_changed`` after commit), reusing the row the save has locked."""
+    if row is None:
+        # The first save: the store's upsert also copes with a concurrent store.set.
+        store.set(_setting_key(), value, tenant)
+        return
+    store.check_value(value)
+    old, row.value = row.value, value
+    row.save(update_fields=["value", "updated_at"])
+    mirror.record(tenant, row.key, value)
+    store._notify(tenant, row.key, old, value, deleted=False)
 
 
 def mirror_changes(tenant: Tenant) -> dict[str, Any]:
     """The answer's ``"mirror"``: the status of each mirrored property of the configuration,
-    read after the save committed (so an immediate task backend has already delivered)."""
-    from . import mirror
-
+    read after the save committed (so an immediate task backend has already delivered); no
+    query when nothing of it is mirrored."""
     wanted = {s.property for s in mirror.specs_for(_setting_key())}
+    if not wanted:
+        return {}
     return {key: value for key, value in mirror.status_for(tenant).items() if key in wanted}
 
 
@@ -282,16 +316,15 @@ def save_configuration(
     form_class = configure_form_class()
     with transaction.atomic():
         config = _lock(tenant)
-        stored = stored_values(tenant)
+        row = _locked_values_row(tenant)
+        # Anything but an object (written by hand through store.set) counts as nothing stored.
+        stored = row.value if row is not None and isinstance(row.value, dict) else {}
+        old = effective_values(form_class, stored)
         if version is not None and version != config.version:
             raise ConfigurationConflict(
-                {
-                    "values": redact(form_class, effective_values(form_class, stored)),
-                    "version": config.version,
-                }
+                {"values": redact(form_class, old), "version": config.version}
             )
-        old = effective_values(form_class, stored)
-        form = build_form(form_class, stored, data=form_data(form_class, stored, submitted))
+        form = build_form(form_class, stored, data=form_data(form_class, old, submitted))
         if not form.is_valid():
             raise ConfigurationInvalid(_errors(form, stored), form)
         cleaned = {name: to_json(form.cleaned_data.get(name)) for name in form_class.base_fields}
@@ -299,12 +332,12 @@ def save_configuration(
         if not changes:
             return SaveResult(redact(form_class, old), config.version, config.updated_at, [])
         # Keys the form no longer declares are kept: an older release may still need them.
-        store.set(_setting_key(), {**stored, **cleaned}, tenant)
+        _write_values(tenant, row, {**stored, **cleaned})
         now = timezone.now()
         config.version += 1
         config.updated_at = now
         config.updated_by = f"staff:{staff_user}" if staff_user else (account_id or "")
-        config.save()
+        config.save(update_fields=["version", "updated_at", "updated_by"])
         ConfigurationChange.objects.create(
             tenant_id=tenant.pk,
             version=config.version,
@@ -315,11 +348,11 @@ def save_configuration(
             changes=changes,
         )
         changed = list(changes)
-    mirror = mirror_changes(tenant)
+    mirrored = mirror_changes(tenant)
     logger.info(
         "Configuration of tenant %s saved as version %d (fields: %s)",
         tenant.client_key,
         config.version,
         ", ".join(changed),
     )
-    return SaveResult(redact(form_class, cleaned), config.version, now, changed, mirror)
+    return SaveResult(redact(form_class, cleaned), config.version, now, changed, mirrored)

@@ -1,0 +1,90 @@
+"""Statements per request on the two write hot paths, so they cannot silently regrow:
+the configure save (``POST /configure``) and the signed reinstall (``POST /installed``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from connect_settings import store
+from connect_settings.auth import mint_session_token
+from connect_settings.configuration import save_configuration
+from connect_settings.models import Configuration, ConfigurationChange, Tenant
+from connect_settings.testing import Installer, install_payload
+
+pytestmark = pytest.mark.django_db
+
+
+def _sql(queries: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries]
+
+
+def _save(client: Any, tenant: Tenant, values: dict[str, Any]) -> Any:
+    return client.post(
+        "/configure",
+        data=json.dumps({"values": values}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"JWT {mint_session_token(tenant, 'admin')}",
+    )
+
+
+def test_a_save_is_one_lock_one_read_and_three_writes(client, connect_tenant):
+    assert _save(client, connect_tenant, {"team_name": "Ops"}).status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        response = _save(client, connect_tenant, {"team_name": "Platform"})
+    assert response.status_code == 200
+    assert response.json()["version"] == 2
+    sql = _sql(queries)
+    # Inside the test's transaction: SAVEPOINT / RELEASE stand for BEGIN / COMMIT.
+    work = [q for q in sql if "SAVEPOINT" not in q]
+    if not connection.features.has_select_for_update:
+        # SQLite: a no-op UPDATE first takes the database write lock (see configuration._lock).
+        first = work.pop(0)
+        assert first.startswith('UPDATE "connect_settings_configuration"'), sql
+    assert len(work) == 5, sql
+    locked, read, *writes = work
+    assert locked.startswith("SELECT") and "connect_settings_configuration" in locked
+    assert read.startswith("SELECT") and "connect_settings_addonsetting" in read
+    assert [w.split()[0] for w in writes] == ["UPDATE", "UPDATE", "INSERT"], writes
+    if connection.features.has_select_for_update:
+        assert locked.endswith("FOR UPDATE") and read.endswith("FOR UPDATE"), sql
+    # Nothing mirrored: no outbox read or write; the tenant row is neither read nor locked.
+    assert not any("mirrorentry" in q or "connect_settings_tenant" in q for q in sql), sql
+    assert len(sql) <= 8, sql
+    assert store.get("appSettings", connect_tenant)["team_name"] == "Platform"
+    assert ConfigurationChange.objects.get(version=2).changes == {
+        "team_name": {"from": "Ops", "to": "Platform"}
+    }
+
+
+def test_a_save_that_changes_nothing_writes_nothing(connect_tenant):
+    save_configuration(connect_tenant, {"team_name": "Ops"})
+    with CaptureQueriesContext(connection) as queries:
+        result = save_configuration(connect_tenant, {"team_name": "Ops"})
+    assert result.changed == [] and result.version == 1
+    lock = 'SET "version" = "connect_settings_configuration"."version"'  # SQLite's, a no-op
+    writes = [q for q in _sql(queries) if q.split()[0] in ("UPDATE", "INSERT", "DELETE")]
+    assert [q for q in writes if lock not in q] == []
+
+
+def test_the_first_save_creates_the_rows(connect_tenant):
+    result = save_configuration(connect_tenant, {"team_name": "Ops"})
+    assert result.version == 1
+    assert Configuration.objects.get(tenant=connect_tenant).version == 1
+    assert store.get("appSettings", connect_tenant)["team_name"] == "Ops"
+
+
+def test_a_reinstall_is_one_locked_read_and_one_write(client, connect_installer: Installer):
+    assert connect_installer.post(client, "/installed", install_payload()).status_code == 204
+    with CaptureQueriesContext(connection) as queries:
+        response = connect_installer.post(client, "/installed", install_payload())
+    assert response.status_code == 204
+    sql = _sql(queries)
+    work = [q for q in sql if "SAVEPOINT" not in q]
+    assert len(work) == 2, sql
+    assert work[0].startswith("SELECT") and work[1].startswith("UPDATE"), sql
+    assert len(sql) <= 4, sql
