@@ -92,12 +92,12 @@ def test_a_copy_read_before_an_invalidation_is_not_kept(redis_cache: Any) -> Non
     make_tenant(CLIENT_KEY)
     lookups()
     digest = tenants._digest(CLIENT_KEY)
-    _, stamp = tenants._local.get(redis_cache, digest)
+    _, stamp = tenants._local.get(digest)
     assert stamp is not None
     fields = redis_cache.get(tenants._cache_key(digest))
     # Another process invalidates between our read of the shared cache and our put.
     tenants._redis_client(redis_cache).publish(tenants._channel(redis_cache), digest)
-    tenants._local.put(redis_cache, digest, fields, stamp)
+    tenants._local.put(digest, fields, stamp)
     assert digest not in tenants._local.entries
 
 
