@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 
 from . import mirror
 from .exceptions import ConnectError, SettingValueError
@@ -83,16 +83,57 @@ def _locked_row(tenant: Tenant, key: str) -> AddonSetting | None:
     return rows.order_by().first()
 
 
+# The read path runs on every authenticated page and AJAX call. Building and compiling a
+# QuerySet costs more than the indexed query itself, so the ORM compiles each read once per
+# database and each call only executes the SQL (values decoded by the JSONField, as the ORM
+# would). The ORM writes the SQL: table and column names, quoting and placeholders stay its.
+_compiled: dict[tuple[str, str, str], tuple[str, int]] = {}
+
+
+def _read_sql(alias: str, kind: str) -> tuple[str, int]:
+    """(SQL, index of the tenant id among its parameters) for ``kind`` on database ``alias``."""
+    cache_key = (alias, connections[alias].vendor, kind)
+    found = _compiled.get(cache_key)
+    if found is None:
+        # order_by(): (tenant, key) is unique, and sorting by the relation would join the
+        # tenant table. The placeholder values are replaced on every call.
+        if kind == "get":
+            rows = AddonSetting.objects.filter(tenant_id=-1, key="").order_by()
+            query = rows.values_list("value")[:1].query
+        else:
+            rows = AddonSetting.objects.filter(tenant_id=-1).order_by("key")
+            query = rows.values_list("key", "value").query
+        sql, params = query.get_compiler(using=alias).as_sql()
+        found = (sql, list(params).index(-1))
+        _compiled[cache_key] = found
+    return found
+
+
+def _read(kind: str, tenant: Tenant, key: str = "") -> list[tuple[Any, ...]]:
+    alias = router.db_for_read(AddonSetting)
+    sql, tenant_at = _read_sql(alias, kind)
+    params: list[Any] = [key] if kind == "get" else []
+    params.insert(tenant_at, tenant.pk)
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _decode(raw: Any) -> Any:
+    return _VALUE_FIELD.from_db_value(raw, None, connections[router.db_for_read(AddonSetting)])
+
+
+_VALUE_FIELD = AddonSetting._meta.get_field("value")
+
+
 def get(key: str, client_key: TenantRef, default: Any = None) -> Any:
     """The stored value, or ``default`` when the key (or the tenant) has none."""
     tenant = _lookup(client_key)
-    if tenant is None:
+    if tenant is None or not isinstance(key, str):
         return default
-    # order_by(): (tenant, key) is unique, and the model's default ordering would join the
-    # tenant table only to sort by client key.
-    rows = AddonSetting.objects.filter(tenant_id=tenant.pk, key=key).order_by()
-    for value in rows.values_list("value", flat=True)[:1]:
-        return value
+    for (raw,) in _read("get", tenant, key):
+        return _decode(raw)
     return default
 
 
@@ -143,9 +184,7 @@ def all(client_key: TenantRef) -> dict[str, Any]:
     tenant = _lookup(client_key)
     if tenant is None:
         return {}
-    return dict(
-        AddonSetting.objects.filter(tenant_id=tenant.pk).order_by("key").values_list("key", "value")
-    )
+    return {key: _decode(raw) for key, raw in _read("all", tenant)}
 
 
 aget = sync_to_async(get)

@@ -134,3 +134,30 @@ def test_a_tenant_instance_saves_the_lookup(connect_tenant):
     assert len(ctx.captured_queries) == 2
     # Neither query joins the tenant table: ordering is by tenant_id.
     assert not any("connect_settings_tenant" in q["sql"] for q in ctx.captured_queries)
+
+
+VALUES = [None, 0, -7, 2**53, 1.5, True, False, "", 'text ☃ with quotes " and \\']
+VALUES += [[], {}, [1, [2, {}]], {"nested": {"a": [None, "b"]}, "unicode": "ü"}, "x" * 10_000]
+
+
+def test_reads_decode_every_json_value_as_the_orm_does(connect_tenant):
+    # get/all execute SQL the ORM compiled once; their values must be the ORM's own.
+    for i, value in enumerate(VALUES):
+        store.set(f"k{i:02d}", value, connect_tenant)
+    orm = dict(AddonSetting.objects.filter(tenant_id=connect_tenant.pk).values_list("key", "value"))
+    assert store.all(connect_tenant) == orm
+    assert list(store.all(connect_tenant)) == sorted(orm)  # ordered by key
+    for key, value in orm.items():
+        got = store.get(key, connect_tenant)
+        assert got == value and type(got) is type(value)
+    assert store.get("absent", connect_tenant, "dflt") == "dflt"
+
+
+def test_reads_are_scoped_to_the_tenant(connect_tenant):
+    other = make_tenant("another-client-key")
+    store.set("shared", "mine", connect_tenant)
+    store.set("shared", "theirs", other)
+    store.set("only-theirs", 1, other)
+    assert store.all(connect_tenant) == {"shared": "mine"}
+    assert store.get("shared", other) == "theirs"
+    assert store.get("only-theirs", connect_tenant) is None
