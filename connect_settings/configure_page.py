@@ -29,6 +29,7 @@ on the form class.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -36,6 +37,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from django import forms
@@ -45,6 +47,7 @@ from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field
 from django.template.loader import render_to_string
+from django.templatetags.static import static
 from django.utils import timezone, translation
 from django.utils.safestring import SafeString
 
@@ -58,6 +61,7 @@ __all__ = [
     "FIELDS_TEMPLATE",
     "FormPart",
     "PageState",
+    "asset_urls",
     "clear_cache",
     "form_part",
     "mirror_status",
@@ -116,6 +120,8 @@ _cache = _LRU(CACHE_SIZE)
 
 def clear_cache(**_: Any) -> None:
     _cache.clear()
+    asset_urls.cache_clear()
+    _state_sql_by_alias.clear()
 
 
 # Settings decide templates, languages, formats and the form class: any change empties it.
@@ -155,6 +161,18 @@ def form_part(form_class: type[forms.BaseForm], stored: Mapping[str, Any]) -> Fo
     return part
 
 
+@functools.cache
+def asset_urls() -> Mapping[str, str]:
+    """The page's stylesheet and script, as ``{% static %}`` gives them (once per process:
+    the tag costs more than the rest of the page's head)."""
+    return MappingProxyType(
+        {
+            "css": static("connect_settings/configure.css"),
+            "js": static("connect_settings/configure.js"),
+        }
+    )
+
+
 # --- reading ---------------------------------------------------------------------------------
 
 
@@ -168,7 +186,18 @@ class PageState:
     has_history: bool
 
 
+#: The state query per database alias (built once: quoting names costs more than the query).
+_state_sql_by_alias: dict[str, str] = {}
+
+
 def _state_sql(connection: BaseDatabaseWrapper) -> str:
+    sql = _state_sql_by_alias.get(connection.alias)
+    if sql is None:
+        sql = _state_sql_by_alias[connection.alias] = _build_state_sql(connection)
+    return sql
+
+
+def _build_state_sql(connection: BaseDatabaseWrapper) -> str:
     def _column(model: type[Any], name: str) -> str:
         return connection.ops.quote_name(model._meta.get_field(name).column)
 
@@ -192,6 +221,8 @@ def _state_sql(connection: BaseDatabaseWrapper) -> str:
 
 def _from_db(connection: BaseDatabaseWrapper, field: Field[Any, Any], value: Any) -> Any:
     # What the ORM does to a column it reads: the backend's converters, then the field's.
+    if value is None:
+        return None
     column = field.get_col(field.model._meta.db_table)
     converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
     for convert in converters:

@@ -166,6 +166,20 @@ def test_overriding_templates_still_get_form_and_rows(client, connect_tenant, tm
     assert "<i data-row='team_name'><input" in html and html.endswith("Support")
 
 
+def test_asset_links_follow_the_static_files_settings(client, connect_tenant, settings):
+    html = _page(client)
+    assert '<link rel="stylesheet" href="/static/connect_settings/configure.css">' in html
+    assert '<script src="/static/connect_settings/configure.js" defer></script>' in html
+    settings.STATIC_URL = "https://cdn.example/assets/"
+    html = _page(client)
+    assert 'href="https://cdn.example/assets/connect_settings/configure.css"' in html
+    assert 'src="https://cdn.example/assets/connect_settings/configure.js"' in html
+
+
+def test_nothing_mirrored_leaves_the_mirror_section_out(client, connect_tenant):
+    assert "cs-mirror" not in _page(client)
+
+
 # --- one query for the page ------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from ..conf import connect_settings
 from ..configuration import ConfigurationConflict, ConfigurationInvalid, save_configuration
-from ..configure_page import form_part, mirror_status, read_state, recent_changes
+from ..configure_page import asset_urls, form_part, mirror_status, read_state, recent_changes
 from ..decorators import authenticate, check_valid_token
 from ..exceptions import BadRequest, ConnectError
 from ..forms import build_form, configure_form_class, describe_change, field_rows
@@ -117,6 +117,7 @@ def _page(request: HttpRequest) -> HttpResponse:
             "mirror": mirror_status(tenant),
             "host_script_url": host_script_url(request, tenant),
             "save_url": reverse("connect_settings:configure"),
+            "assets": asset_urls(),
         },
     )
     response["Content-Security-Policy"] = frame_ancestors(tenant)
