@@ -165,6 +165,10 @@ def micro_derived(figures: dict[str, dict[str, float]]) -> dict[str, float]:
         "auth_overhead_session_x_floor": session / floor,
         "auth_overhead_page_x_floor": page / floor,
         "w4_minus_health_us": med["request_w4_settings"] - med["request_health"],
+        # The same work timed directly, outside Django's handler (no subtraction of two
+        # whole-request medians, whose noise is larger than the difference).
+        "auth_work_session_us": med.get("authenticate_session_token", float("nan")),
+        "auth_work_session_x_floor": med.get("authenticate_session_token", float("nan")) / floor,
     }
 
 
@@ -185,6 +189,8 @@ def micro_markdown(data: dict[str, Any]) -> str:
         f"- floor (one HMAC-SHA256 + one SHA-256): {d['floor_us']:.2f} µs",
         f"- authentication overhead, session token (W4's kind): "
         f"{d['auth_overhead_session_us']:.0f} µs = {d['auth_overhead_session_x_floor']:.0f}x floor",
+        f"- the same work timed alone (find, parse, look up, verify, mint): "
+        f"{d['auth_work_session_us']:.0f} µs = {d['auth_work_session_x_floor']:.0f}x floor",
         f"- authentication overhead, page token (W1's kind, with qsh): "
         f"{d['auth_overhead_page_us']:.0f} µs = {d['auth_overhead_page_x_floor']:.0f}x floor",
         f"- W4 minus /health in-process (auth + the settings query): "
