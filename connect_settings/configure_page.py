@@ -238,6 +238,7 @@ def read_state(tenant: Tenant) -> PageState:
     (no join with the tenant table).
     """
     key = str(connect_settings.CONFIGURE_SETTING_KEY)
+    # The three tables share a database: save_configuration writes them in one transaction.
     connection = connections[router.db_for_read(AddonSetting)]
     with connection.cursor() as cursor:
         cursor.execute(_state_sql(connection), [tenant.pk, key, tenant.pk, tenant.pk, tenant.pk])
