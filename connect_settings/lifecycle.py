@@ -68,12 +68,22 @@ class Outcome:
         return send
 
 
+def _locked(client_key: str) -> Tenant | None:
+    """The tenant's row, locked until the transaction ends; None when there is none."""
+    # get() rather than first(): client_key is unique, and first() would sort by it (the
+    # model's ordering), which costs more to compile than the rest of the query.
+    try:
+        return Tenant.objects.select_for_update().get(client_key=client_key)
+    except Tenant.DoesNotExist:
+        return None
+
+
 def install(payload: dict[str, Any]) -> Outcome:
     """Create or update the tenant from a verified install payload; the secret is replaced."""
     now = timezone.now()
     values = {attr: payload.get(name) or "" for name, attr in PAYLOAD_FIELDS.items()}
     with transaction.atomic():
-        tenant = Tenant.objects.select_for_update().filter(client_key=payload["clientKey"]).first()
+        tenant = _locked(payload["clientKey"])
         created = tenant is None
         if tenant is None:
             tenant = Tenant(client_key=payload["clientKey"], installed_at=now)
@@ -101,7 +111,7 @@ def install(payload: dict[str, Any]) -> Outcome:
 
 def uninstall(client_key: str) -> Outcome:
     with transaction.atomic():
-        tenant = Tenant.objects.select_for_update().filter(client_key=client_key).first()
+        tenant = _locked(client_key)
         if tenant is None or not tenant.installed:
             return Outcome(tenant)
         tenant.installed = False
@@ -116,7 +126,7 @@ def set_enabled(client_key: str, enabled: bool) -> Outcome:
     """Enable or disable; disabling an uninstalled tenant is a no-op (the race is benign)."""
     signal = signals.tenant_enabled if enabled else signals.tenant_disabled
     with transaction.atomic():
-        tenant = Tenant.objects.select_for_update().filter(client_key=client_key).first()
+        tenant = _locked(client_key)
         if tenant is None or not tenant.installed or tenant.enabled == enabled:
             return Outcome(tenant)
         tenant.enabled = enabled

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 from .conf import connect_settings
@@ -38,7 +39,11 @@ class UnsupportedMediaType(ConnectError):
 
 
 class InstallPayloadForm(forms.Form):
-    """Lengths and URL shapes; types are checked before (a form would stringify a list)."""
+    """Lengths and URL shapes; types are checked before (a form would stringify a list).
+
+    :func:`validate_install_payload` runs its fields' ``clean`` directly: the form has no
+    form-level validation, and an instance would deep-copy every field on every install.
+    """
 
     clientKey = forms.CharField(max_length=255, strip=False)
     sharedSecret = forms.CharField(max_length=1024, strip=False)
@@ -91,11 +96,14 @@ def validate_install_payload(data: dict[str, Any]) -> dict[str, Any]:
     for name in _OPTIONAL_TEXT:
         if data.get(name) is not None and not isinstance(data[name], str):
             raise BadRequest(f"'{name}' must be a string.", code="invalid_field")
-    form = InstallPayloadForm(data)
-    if not form.is_valid():
-        name = next(iter(form.errors))
-        raise BadRequest(f"'{name}' is not valid.", code="invalid_field")
-    cleaned = {k: v for k, v in form.cleaned_data.items() if v not in ("", None)}
+    cleaned: dict[str, Any] = {}
+    for name, field in InstallPayloadForm.base_fields.items():  # in order: the first bad one
+        try:
+            value = field.clean(data.get(name))
+        except ValidationError:
+            raise BadRequest(f"'{name}' is not valid.", code="invalid_field") from None
+        if value not in ("", None):
+            cleaned[name] = value
     for name in ("baseUrl", "displayUrl", "displayUrlServicedeskHelpCenter"):
         if name in cleaned:
             cleaned[name] = cleaned[name].rstrip("/")
