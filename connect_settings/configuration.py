@@ -19,11 +19,11 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django import forms
 from django.db import connections, router, transaction
-from django.db.models import F
+from django.db.models import F, Model, QuerySet
 from django.utils import timezone
 
 from . import mirror, store
@@ -55,6 +55,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+Row = TypeVar("Row", bound=Model)
 
 
 class ConfigurationInvalid(ConnectError):
@@ -254,9 +256,9 @@ def _lock(tenant: Tenant) -> Configuration:
     saves with "database is locked" instead of queueing it). The first save creates the row
     (get_or_create handles that race) and then locks it like any other.
     """
-    rows = Configuration.objects.filter(tenant_id=tenant.pk).order_by()
+    rows = Configuration.objects.filter(tenant_id=tenant.pk)
     if connections[router.db_for_write(Configuration)].features.has_select_for_update:
-        config = rows.select_for_update().first()
+        config = _only_row(rows.select_for_update())
         if config is not None:
             return config
     elif rows.update(version=F("version")):
@@ -265,13 +267,19 @@ def _lock(tenant: Tenant) -> Configuration:
     return rows.select_for_update().get()
 
 
+def _only_row(rows: QuerySet[Row]) -> Row | None:
+    """The row of a lookup by a unique key, or None. Not first(): its ORDER BY costs more to
+    compile than the rest of such a query (and the settings' default ordering would join,
+    and under FOR UPDATE lock, the tenant row)."""
+    return next(iter(rows.order_by()[:1]), None)
+
+
 def _locked_values_row(tenant: Tenant) -> AddonSetting | None:
     # Read once the configuration is locked, never in the same statement: on PostgreSQL a
     # statement sees what had committed when it started, so only a later statement sees what
-    # the save we queued behind wrote. FOR UPDATE also holds off a direct store.set of the key
-    # (order_by(): the default ordering would join, and lock, the tenant row).
-    rows = AddonSetting.objects.select_for_update().filter(tenant_id=tenant.pk, key=_setting_key())
-    return rows.order_by().first()
+    # the save we queued behind wrote. FOR UPDATE also holds off a direct store.set of the key.
+    key = _setting_key()
+    return _only_row(AddonSetting.objects.select_for_update().filter(tenant_id=tenant.pk, key=key))
 
 
 def _write_values(tenant: Tenant, row: AddonSetting | None, value: dict[str, Any]) -> None:
