@@ -13,7 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from connect_settings import store
 from connect_settings.auth import mint_session_token
 from connect_settings.configuration import save_configuration
-from connect_settings.models import Configuration, ConfigurationChange, Tenant
+from connect_settings.models import Configuration, ConfigurationChange, MirrorEntry, Tenant
+from connect_settings.signals import setting_changed
 from connect_settings.testing import Installer, install_payload
 
 pytestmark = pytest.mark.django_db
@@ -76,6 +77,33 @@ def test_the_first_save_creates_the_rows(connect_tenant):
     assert result.version == 1
     assert Configuration.objects.get(tenant=connect_tenant).version == 1
     assert store.get("appSettings", connect_tenant)["team_name"] == "Ops"
+
+
+def test_an_update_records_the_outbox_and_signals_after_commit(
+    connect_tenant, settings, django_capture_on_commit_callbacks
+):
+    settings.CONNECT_SETTINGS = {
+        **settings.CONNECT_SETTINGS,
+        "MIRROR": [{"property": "team", "setting": "appSettings", "field": "team_name"}],
+        "MIRROR_TASK_BACKEND": "database",  # queued, not sent: no host here
+    }
+    save_configuration(connect_tenant, {"team_name": "Ops"})  # creates the row
+    seen: list[tuple[str, str]] = []
+
+    def receiver(**kw: Any) -> None:
+        seen.append((kw["old_value"]["team_name"], kw["new_value"]["team_name"]))
+
+    setting_changed.connect(receiver, weak=False)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            result = save_configuration(connect_tenant, {"team_name": "Platform"})
+            assert seen == []  # not before the commit
+    finally:
+        setting_changed.disconnect(receiver)
+    assert seen == [("Ops", "Platform")]
+    entry = MirrorEntry.objects.get(tenant=connect_tenant, property_key="team")
+    assert (entry.value, entry.version, entry.status) == ("Platform", 2, "pending")
+    assert result.mirror["team"]["version"] == 2
 
 
 def test_a_reinstall_is_one_locked_read_and_one_write(client, connect_installer: Installer):
