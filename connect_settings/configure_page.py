@@ -18,6 +18,10 @@ so :func:`form_part` renders it through the templates once per such combination 
 the result in a small in-process LRU. The key holds a digest of the stored values *as read
 by this request*, so every write (a versioned save, a bare ``store.set``, the admin, a data
 migration) changes the key: nothing is ever invalidated and nothing can be served stale.
+The history section is cached the same way by :func:`history_part`, keyed by every column
+of the change rows this request read (``configure_history.html`` is rendered with
+``history`` only, like the fields with ``form`` and ``rows`` only: neither may depend on the
+request).
 Templates are read once per process in production (Django's cached loader does the same);
 with ``DEBUG`` on nothing is cached, so template edits show at once, and a settings change
 (``override_settings`` in tests) empties the cache.
@@ -42,6 +46,7 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.signals import setting_changed
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -54,20 +59,24 @@ from django.utils.safestring import SafeString
 from . import mirror
 from .conf import connect_settings
 from .configuration import mirror_changes
-from .forms import build_form, effective_values, field_rows, redact
+from .forms import build_form, describe_change, effective_values, field_rows, redact
 from .models import AddonSetting, Configuration, ConfigurationChange, Tenant
 
 __all__ = [
     "FIELDS_TEMPLATE",
+    "HISTORY_TEMPLATE",
     "FormPart",
     "PageState",
     "asset_urls",
     "clear_cache",
+    "describe_history",
     "form_part",
+    "history_part",
     "mirror_status",
     "read_state",
     "recent_changes",
     "render_form_part",
+    "render_history_part",
 ]
 
 #: Renders the fields of the form (``rows``, ``form``); includes ``configure_field.html``.
@@ -90,17 +99,17 @@ class _LRU:
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
-        self._data: OrderedDict[Hashable, FormPart] = OrderedDict()
+        self._data: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> FormPart | None:
+    def get(self, key: Hashable) -> Any:
         with self._lock:
             value = self._data.get(key)
             if value is not None:
                 self._data.move_to_end(key)
             return value
 
-    def put(self, key: Hashable, value: FormPart) -> None:
+    def put(self, key: Hashable, value: Any) -> None:
         with self._lock:
             self._data[key] = value
             self._data.move_to_end(key)
@@ -137,26 +146,67 @@ def render_form_part(form_class: type[forms.BaseForm], stored: Mapping[str, Any]
     return FormPart(SafeString(html), values)
 
 
-def _stored_digest(stored: Mapping[str, Any]) -> bytes:
-    # Canonical JSON (JSON tells true from 1 and 1 from 1.0); hashed, so that the cache keeps
-    # no stored secret in clear.
-    canonical = json.dumps(stored, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def _digest(value: Any) -> bytes:
+    # Canonical JSON (JSON tells true from 1 and 1 from 1.0; dates as ISO strings); hashed,
+    # so that the cache keeps no stored secret in clear.
+    canonical = json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, cls=DjangoJSONEncoder
+    )
     return hashlib.blake2b(canonical.encode(), digest_size=20).digest()
+
+
+def _locale() -> tuple[str | None, str]:
+    return translation.get_language(), timezone.get_current_timezone_name()
 
 
 def form_part(form_class: type[forms.BaseForm], stored: Mapping[str, Any]) -> FormPart:
     """The form part for ``stored``, from the cache when the same inputs were rendered before."""
     if settings.DEBUG or not getattr(form_class, "cache_rendering", True):
         return render_form_part(form_class, stored)
-    key = (
-        form_class,
-        _stored_digest(stored),
-        translation.get_language(),
-        timezone.get_current_timezone_name(),
-    )
+    key = ("form", form_class, _digest(stored), *_locale())
     part = _cache.get(key)
     if part is None:
         part = render_form_part(form_class, stored)
+        _cache.put(key, part)
+    return part
+
+
+#: Renders the recent changes (``history``: entries of ``change`` and ``fields``).
+HISTORY_TEMPLATE = "connect_settings/configure_history.html"
+
+
+def describe_history(
+    form_class: type[forms.BaseForm], changes: list[ConfigurationChange]
+) -> list[dict[str, Any]]:
+    return [{"change": c, "fields": describe_change(form_class, c.changes)} for c in changes]
+
+
+def render_history_part(
+    form_class: type[forms.BaseForm], changes: list[ConfigurationChange]
+) -> SafeString:
+    """The history section rendered now, uncached."""
+    history = describe_history(form_class, changes)
+    return SafeString(render_to_string(HISTORY_TEMPLATE, {"history": history}))
+
+
+def history_part(
+    form_class: type[forms.BaseForm], changes: list[ConfigurationChange]
+) -> SafeString:
+    """The history section for these changes, from the cache when it was rendered before.
+
+    Keyed by every column of every change shown (and the form, for its labels), so a change
+    row edited or deleted in the database is a different key like a new one.
+    """
+    if settings.DEBUG or not getattr(form_class, "cache_rendering", True):
+        return render_history_part(form_class, changes)
+    rows = [
+        [c.pk, c.version, c.changed_at, c.account_id, c.staff_user, c.source, c.changes]
+        for c in changes
+    ]
+    key = ("history", form_class, _digest(rows), *_locale())
+    part = _cache.get(key)
+    if part is None:
+        part = render_history_part(form_class, changes)
         _cache.put(key, part)
     return part
 

@@ -102,6 +102,41 @@ def test_per_request_parts_are_fresh_while_the_form_comes_from_the_cache(
     assert "version 7" in html and "557058:someone" in html and "No changes yet." not in html
 
 
+@pytest.fixture
+def history_renders(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every uncached rendering of the history, by the number of changes it showed."""
+    calls: list[int] = []
+    real = configure_page.render_history_part
+
+    def counting(form_class: Any, changes: Any) -> Any:
+        calls.append(len(changes))
+        return real(form_class, changes)
+
+    monkeypatch.setattr(configure_page, "render_history_part", counting)
+    return calls
+
+
+def test_the_history_is_cached_but_never_stale(client, connect_tenant, history_renders):
+    save_configuration(connect_tenant, {"team_name": "Ops"}, account_id="557058:first")
+    html = _page(client)
+    assert '<span class="cs-history-to">Ops</span>' in html and "557058:first" in html
+    _page(client)
+    assert history_renders == [1]
+    # A row changed behind the app's back (no new version) is a different key.
+    ConfigurationChange.objects.update(
+        account_id="557058:edited", changes={"team_name": {"from": "Support", "to": "Edited"}}
+    )
+    html = _page(client)
+    assert '<span class="cs-history-to">Edited</span>' in html and "557058:edited" in html
+    assert "557058:first" not in html and history_renders == [1, 1]
+    save_configuration(connect_tenant, {"team_name": "Platform"})
+    html = _page(client)
+    assert "version 2" in html and '<span class="cs-history-to">Platform</span>' in html
+    ConfigurationChange.objects.all().delete()
+    assert "No changes yet." in _page(client)
+    assert history_renders == [1, 1, 2, 0]
+
+
 def test_tenants_with_the_same_values_share_the_form_but_not_the_page(client, renders):
     make_tenant()
     make_tenant("other-key", "other-secret-0123456789-0123456789-0123", display_url="")

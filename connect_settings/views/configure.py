@@ -20,10 +20,18 @@ from django.views.decorators.csrf import csrf_exempt
 
 from ..conf import connect_settings
 from ..configuration import ConfigurationConflict, ConfigurationInvalid, save_configuration
-from ..configure_page import asset_urls, form_part, mirror_status, read_state, recent_changes
+from ..configure_page import (
+    asset_urls,
+    describe_history,
+    form_part,
+    history_part,
+    mirror_status,
+    read_state,
+    recent_changes,
+)
 from ..decorators import authenticate, check_valid_token
 from ..exceptions import BadRequest, ConnectError
-from ..forms import build_form, configure_form_class, describe_change, field_rows
+from ..forms import build_form, configure_form_class, field_rows
 from ..models import Tenant
 from ..payloads import LOOPBACK_HOSTS, UnsupportedMediaType
 from ..responses import error_response, exception_response
@@ -98,10 +106,7 @@ def _page(request: HttpRequest) -> HttpResponse:
     # the context, built only if an overriding template asks for them.
     part = form_part(form_class, stored)
     form = functools.cache(lambda: build_form(form_class, stored))
-    history = [
-        {"change": change, "fields": describe_change(form_class, change.changes)}
-        for change in recent_changes(tenant, state)
-    ]
+    changes = recent_changes(tenant, state)
     response = render(
         request,
         "connect_settings/configure.html",
@@ -113,7 +118,8 @@ def _page(request: HttpRequest) -> HttpResponse:
             "rows": SimpleLazyObject(lambda: field_rows(form())),
             "app_settings": {"values": part.values, "version": state.version},
             "updated_at": state.updated_at.isoformat() if state.updated_at else None,
-            "history": history,
+            "history_html": history_part(form_class, changes),
+            "history": SimpleLazyObject(lambda: describe_history(form_class, changes)),
             "mirror": mirror_status(tenant),
             "host_script_url": host_script_url(request, tenant),
             "save_url": reverse("connect_settings:configure"),
