@@ -131,6 +131,7 @@ def clear_cache(**_: Any) -> None:
     _cache.clear()
     asset_urls.cache_clear()
     _state_sql_by_alias.clear()
+    _history_sql.clear()
 
 
 # Settings decide templates, languages, formats and the form class: any change empties it.
@@ -304,12 +305,44 @@ def read_state(tenant: Tenant) -> PageState:
     )
 
 
+#: The history query per (database alias, limit): compiled by the ORM once, executed after.
+_history_sql: dict[tuple[str, int], tuple[str, int, list[Field[Any, Any]]]] = {}
+
+
+def _compiled_history(alias: str, limit: int) -> tuple[str, int, list[Field[Any, Any]]]:
+    found = _history_sql.get((alias, limit))
+    if found is None:
+        query = ConfigurationChange.objects.filter(tenant_id=-1)[:limit].query
+        sql, params = query.get_compiler(using=alias).as_sql()
+        fields = list(ConfigurationChange._meta.concrete_fields)
+        found = _history_sql[(alias, limit)] = (sql, list(params).index(-1), fields)
+    return found
+
+
 def recent_changes(tenant: Tenant, state: PageState) -> list[ConfigurationChange]:
-    """The newest ``CONFIGURE_HISTORY_ON_PAGE`` changes; no query when there are none."""
+    """The newest ``CONFIGURE_HISTORY_ON_PAGE`` changes; no query when there are none.
+
+    The SQL is the ORM's own (compiled once per database and limit); each row becomes an
+    instance through the ORM's converters and ``from_db``, as a queryset would build it.
+    """
     limit = int(connect_settings.CONFIGURE_HISTORY_ON_PAGE)
     if not state.has_history or limit <= 0:
         return []
-    return list(ConfigurationChange.objects.filter(tenant_id=tenant.pk)[:limit])
+    alias = router.db_for_read(ConfigurationChange)
+    connection = connections[alias]
+    sql, tenant_at, fields = _compiled_history(alias, limit)
+    params: list[Any] = []
+    params.insert(tenant_at, tenant.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    names = [f.attname for f in fields]
+    return [
+        ConfigurationChange.from_db(
+            alias, names, [_from_db(connection, f, v) for f, v in zip(fields, row, strict=True)]
+        )
+        for row in rows
+    ]
 
 
 def mirror_status(tenant: Tenant) -> dict[str, Any]:
