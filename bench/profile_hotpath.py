@@ -94,7 +94,7 @@ def main() -> int:
             prof.enable()
             elapsed = run()
             prof.disable()
-            pstats.Stats(prof).sort_stats("cumulative").print_stats(45)
+            pstats.Stats(prof).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative")).print_stats(45)
         else:
             elapsed = run()
         print(f"{args.workload}: {elapsed / args.requests * 1e6:.0f} µs per request in-process")

@@ -41,7 +41,7 @@ _MISSING = "missing"
 _NEGATIVE_TTL = 30
 _FIELDS = [f.attname for f in Tenant._meta.concrete_fields]
 _FIELD_SET = frozenset(_FIELDS)
-#: Published to drop every local copy (key rotation of many tenants at once, tests).
+#: Drops every local copy (when a process resubscribes, or is told so on the channel).
 _ALL = "*"
 #: Local copies kept per process; beyond it the oldest go (a tenant only costs a Redis read).
 _LOCAL_MAX = 10_000
@@ -250,28 +250,24 @@ def get_tenant(client_key: str, *, fresh: bool = False) -> Tenant | None:
     return tenant
 
 
-def _publish(digest: str) -> None:
+def _forget_everywhere(digest: str) -> None:
+    """Delete the shared entry and tell every process to drop its copy."""
     _local.drop(digest)
     cache = _cache()
     client = _redis_client(cache)
-    if client is not None:
-        client.publish(_channel(cache), digest)
+    if client is None:
+        cache.delete(_cache_key(digest))
+        return
+    # One round trip for both (a reinstall makes this call twice).
+    with client.pipeline(transaction=False) as pipe:
+        pipe.delete(cache.make_key(_cache_key(digest)))
+        pipe.publish(_channel(cache), digest)
+        pipe.execute()
 
 
 def invalidate(client_key: str) -> None:
     """Forget the cached tenant in every process, now and again when the current transaction
     commits (the second time for a reader that filled the cache from the old row meanwhile)."""
     digest = _digest(client_key)
-    key = _cache_key(digest)
-
-    def forget() -> None:
-        _cache().delete(key)
-        _publish(digest)
-
-    forget()
-    transaction.on_commit(forget)
-
-
-def invalidate_all() -> None:
-    """Drop every process's local copies (the shared entries stay; :func:`invalidate` them)."""
-    _publish(_ALL)
+    _forget_everywhere(digest)
+    transaction.on_commit(lambda: _forget_everywhere(digest))
