@@ -63,9 +63,11 @@ def _cache() -> Any:
     return caches[connect_settings.TENANT_CACHE]
 
 
-def _channel(cache: Any) -> str:
-    # Pub/sub channels ignore Redis database numbers: the key prefix keeps apps apart.
-    return str(cache.make_key("connect_settings:tenants:invalidated"))
+def _channel(cache: Any, client: Any) -> str:
+    # Pub/sub channels ignore Redis database numbers: name the database, and the key prefix
+    # keeps apart apps sharing one.
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    return str(cache.make_key(f"connect_settings:tenants:invalidated:{db}"))
 
 
 def _redis_client(cache: Any) -> Any | None:
@@ -122,7 +124,7 @@ class _LocalTenants:
             return
         try:
             pubsub = client.pubsub()
-            pubsub.subscribe(_channel(cache))
+            pubsub.subscribe(_channel(cache, client))
             # Wait for the confirmation: from then on every invalidation reaches us.
             deadline = time.monotonic() + 2.0
             while (message := pubsub.get_message(timeout=1.0)) is None or message[
@@ -261,7 +263,7 @@ def _forget_everywhere(digest: str) -> None:
     # One round trip for both (a reinstall makes this call twice).
     with client.pipeline(transaction=False) as pipe:
         pipe.delete(cache.make_key(_cache_key(digest)))
-        pipe.publish(_channel(cache), digest)
+        pipe.publish(_channel(cache, client), digest)
         pipe.execute()
 
 

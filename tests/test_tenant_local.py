@@ -96,7 +96,8 @@ def test_a_copy_read_before_an_invalidation_is_not_kept(redis_cache: Any) -> Non
     assert stamp is not None
     fields = redis_cache.get(tenants._cache_key(digest))
     # Another process invalidates between our read of the shared cache and our put.
-    tenants._redis_client(redis_cache).publish(tenants._channel(redis_cache), digest)
+    client = tenants._redis_client(redis_cache)
+    client.publish(tenants._channel(redis_cache, client), digest)
     tenants._local.put(digest, fields, stamp)
     assert digest not in tenants._local.entries
 
