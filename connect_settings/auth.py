@@ -7,10 +7,11 @@ qsh the way the token kind requires -> ``ConnectContext``.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -19,7 +20,7 @@ from django.http import HttpRequest
 from .conf import connect_settings
 from .exceptions import AuthenticationFailed
 from .jwt import hs256, tokens
-from .jwt.canonical import CONTEXT_QSH, query_string_hash
+from .jwt.canonical import CONTEXT_QSH, QueryInput, canonical_query, canonical_uri
 from .jwt.errors import TokenError
 from .models import Tenant
 from .tenants import get_tenant
@@ -135,19 +136,39 @@ def request_path(request: HttpRequest) -> str:
 
 
 def app_base_paths() -> list[str]:
-    paths = [urlsplit(connect_settings.BASE_URL).path.rstrip("/")]
-    for url in connect_settings.ALLOWED_BASE_URLS:
+    return list(
+        _base_paths(str(connect_settings.BASE_URL), tuple(connect_settings.ALLOWED_BASE_URLS))
+    )
+
+
+@lru_cache(maxsize=8)
+def _base_paths(base_url: str, allowed: tuple[Any, ...]) -> tuple[str, ...]:
+    paths = [urlsplit(base_url).path.rstrip("/")]
+    for url in allowed:
         path = urlsplit(str(url)).path.rstrip("/")
         if path not in paths:
             paths.append(path)
-    return paths
+    return tuple(paths)
+
+
+def _query_pairs(request: HttpRequest) -> QueryInput:
+    """The query's (name, value) pairs: Django's parse of it when that is the same (UTF-8),
+    which the page's view reads anyway, else the raw query string to parse."""
+    query = request.GET
+    if (query.encoding or "").lower().replace("_", "-") in ("utf-8", "utf8"):
+        return [(name, value) for name, values in query.lists() for value in values]
+    return request.META.get("QUERY_STRING", "")
 
 
 def request_qsh_matches(request: HttpRequest, qsh: str) -> bool:
-    method = request.method or "GET"
+    method = (request.method or "GET").upper()
     path = request_path(request)
-    query = request.META.get("QUERY_STRING", "")
-    return any(query_string_hash(method, path, query, base) == qsh for base in app_base_paths())
+    query = canonical_query(_query_pairs(request))  # the same for every base path
+    for base in app_base_paths():
+        canonical = f"{method}&{canonical_uri(path, base)}&{query}"
+        if hashlib.sha256(canonical.encode("utf-8")).hexdigest() == qsh:
+            return True
+    return False
 
 
 def _claim_client_key(claims: dict[str, Any]) -> tuple[str, bool]:

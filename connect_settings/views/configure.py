@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import render
-from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
@@ -45,6 +44,7 @@ class BodyTooLarge(ConnectError):
     status = 413
 
 
+@functools.lru_cache(maxsize=1024)  # a pure function of the URL, asked twice per page load
 def _origin(url: str) -> str | None:
     parts = urlsplit(url or "")
     if parts.scheme in ("http", "https") and parts.netloc:
@@ -66,6 +66,11 @@ def frame_ancestors(tenant: Tenant) -> str:
     return "frame-ancestors " + (" ".join(tenant_origins(tenant)) or "'none'")
 
 
+@functools.lru_cache(maxsize=1024)
+def _hostname(url: str) -> str | None:
+    return urlsplit(url).hostname
+
+
 def host_script_url(request: HttpRequest, tenant: Tenant) -> str:
     """The host's JavaScript API for a page framed by the tenant's product, else "".
 
@@ -76,7 +81,7 @@ def host_script_url(request: HttpRequest, tenant: Tenant) -> str:
     xdm_e = request.GET.get("xdm_e")
     if not xdm_e:
         return ""
-    if urlsplit(tenant.base_url).hostname in LOOPBACK_HOSTS:
+    if _hostname(tenant.base_url) in LOOPBACK_HOSTS:
         if _origin(xdm_e) in tenant_origins(tenant):
             return tenant.base_url.rstrip("/") + "/atlassian-connect/all.js"
         return ""
@@ -122,7 +127,8 @@ def _page(request: HttpRequest) -> HttpResponse:
             "history": SimpleLazyObject(lambda: describe_history(form_class, changes)),
             "mirror": mirror_status(tenant),
             "host_script_url": host_script_url(request, tenant),
-            "save_url": reverse("connect_settings:configure"),
+            # The page saves to where it was loaded from (the same view answers both).
+            "save_url": request.path,
             "assets": asset_urls(),
         },
     )
