@@ -2,7 +2,9 @@
 
 Each verification pins exactly one algorithm, requires ``exp`` and ``iat``, applies a leeway
 and reports :class:`TokenError` codes that never echo the token. HS256 (every request) runs
-on :mod:`.hs256`; RS256 (signed installs) on PyJWT, whose exceptions are translated here.
+on :mod:`.hs256`, RS256 (signed installs) on :mod:`.rs256`; both are pinned to PyJWT by
+differential tests. Minting RS256 and reading PEM keys stay on PyJWT, whose exceptions are
+translated here.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jwt as pyjwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+from jwt.algorithms import RSAAlgorithm
 
-from . import hs256
+from . import hs256, rs256
 from .canonical import CONTEXT_QSH
 from .errors import TokenError
 from .hs256 import MAX_TOKEN_LENGTH
@@ -24,6 +28,7 @@ __all__ = [
     "mint_hs256",
     "mint_rs256",
     "read_unverified",
+    "rsa_public_key",
     "translate_error",
     "verify_hs256",
     "verify_rs256",
@@ -83,6 +88,18 @@ def verify_hs256(
     return hs256.verify(parsed, secret, leeway=leeway, require=require)
 
 
+def rsa_public_key(key: Any) -> RSAPublicKey:
+    """An RSA public key from a key object or PEM text, read as PyJWT reads it (a private
+    key stands for its public half)."""
+    if isinstance(key, RSAPublicKey):
+        return key
+    try:
+        prepared = RSAAlgorithm(RSAAlgorithm.SHA256).prepare_key(key)
+    except pyjwt.PyJWTError as err:
+        raise translate_error(err) from err
+    return prepared.public_key() if isinstance(prepared, RSAPrivateKey) else prepared
+
+
 def verify_rs256(
     token: str,
     public_key: Any,
@@ -96,22 +113,15 @@ def verify_rs256(
     """Verify an RS256 token (signed installs) against a PEM string or key object.
 
     ``verify_aud=False`` lets the caller compare ``aud`` itself (e.g. ignoring a trailing
-    slash, which PyJWT's exact comparison would not).
+    slash, which PyJWT's exact comparison would not). Callers that already hold the parsed
+    token use :func:`.rs256.verify` directly.
     """
-    if header is None:
-        header, _ = read_unverified(token)
-    _check_alg(header, "RS256")
-    try:
-        return pyjwt.decode(
-            token,
-            public_key,
-            algorithms=["RS256"],
-            audience=list(audience) or None,
-            leeway=leeway,
-            options={"require": list(require), "verify_aud": verify_aud},
-        )
-    except pyjwt.PyJWTError as err:
-        raise translate_error(err) from err
+    parsed = hs256.parse(token)
+    _check_alg(header if header is not None else parsed.header, "RS256")
+    claims = rs256.verify(parsed, rsa_public_key(public_key), leeway=leeway, require=require)
+    if verify_aud:
+        rs256.check_audience(claims, list(audience) or None)
+    return claims
 
 
 def _with_times(claims: Mapping[str, Any], ttl: int, now: float | None) -> dict[str, Any]:
