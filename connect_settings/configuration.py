@@ -332,7 +332,8 @@ def save_configuration(
             raise ConfigurationConflict(
                 {"values": redact(form_class, old), "version": config.version}
             )
-        form = build_form(form_class, stored, data=form_data(form_class, old, submitted))
+        data = form_data(form_class, old, submitted)
+        form = build_form(form_class, stored, data=data, values=old)
         if not form.is_valid():
             raise ConfigurationInvalid(_errors(form, stored), form)
         cleaned = {name: to_json(form.cleaned_data.get(name)) for name in form_class.base_fields}

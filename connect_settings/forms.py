@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import weakref
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
+from django.utils.functional import Promise
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
@@ -291,15 +293,18 @@ def build_form(
     stored: Mapping[str, Any],
     *,
     data: Mapping[str, Any] | None = None,
+    values: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> forms.BaseForm:
     """An instance of the configure form over a tenant's ``stored`` values.
 
     Unbound (``data=None``), it shows the effective values (see :func:`effective_values`);
     bound, empty secret inputs keep the stored secret. Every secret field gets a
-    :class:`SecretInput`, also those only listed in ``secret_fields``.
+    :class:`SecretInput`, also those only listed in ``secret_fields``. ``values``: the
+    :func:`effective_values` of ``stored`` when the caller has already computed them.
     """
-    values = effective_values(form_class, stored)
+    if values is None:
+        values = effective_values(form_class, stored)
     if data is None:
         kwargs.setdefault("initial", values)
     form = form_class(data=data, **kwargs)
@@ -312,8 +317,37 @@ def build_form(
     return form
 
 
+#: :func:`default_values` per form class whose defaults are the same for every instance,
+#: as JSON text (each caller decodes its own copy, which it may change).
+_defaults_json: weakref.WeakKeyDictionary[type[forms.BaseForm], str] = weakref.WeakKeyDictionary()
+
+
+def _static_defaults(form_class: type[forms.BaseForm]) -> bool:
+    """Whether every instance of the form has the same initial values: no ``initial`` is
+    callable or translated (lazily, per request language), and the class changes neither how
+    an instance is built nor how it reads one."""
+    return (
+        form_class.__init__ is forms.BaseForm.__init__
+        and form_class.get_initial_for_field is forms.BaseForm.get_initial_for_field
+        and not any(
+            callable(f.initial) or isinstance(f.initial, Promise)
+            for f in form_class.base_fields.values()
+        )
+    )
+
+
 def default_values(form_class: type[forms.BaseForm]) -> dict[str, Any]:
     """Each field's ``initial`` as JSON (secrets have no default)."""
+    cached = _defaults_json.get(form_class)
+    if cached is not None:
+        return json.loads(cached)
+    values = _default_values(form_class)
+    if _static_defaults(form_class):
+        _defaults_json[form_class] = json.dumps(values)
+    return values
+
+
+def _default_values(form_class: type[forms.BaseForm]) -> dict[str, Any]:
     form = form_class()
     secrets = secret_field_names(form_class)
     values: dict[str, Any] = {}
