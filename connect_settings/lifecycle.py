@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, router, transaction
+from django.db.models.expressions import Col
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -68,14 +69,66 @@ class Outcome:
         return send
 
 
+#: The locked read of one tenant row per (database alias, vendor): the SQL the ORM compiled
+#: for ``Tenant.objects.select_for_update().filter(client_key=...)``, and per column its
+#: field name, expression and the converters the ORM would apply. Compiling that query cost
+#: more than the rest of an install's Python; each lifecycle call now only executes it.
+_lock_sql: dict[tuple[str, str], tuple[str, list[str], list[Col], list[list[Any]]]] = {}
+_PLACEHOLDER = "client-key"  # compiled only, never executed
+
+
+def _compiled_lock(alias: str) -> tuple[str, list[str], list[Col], list[list[Any]]]:
+    connection = connections[alias]
+    found = _lock_sql.get((alias, connection.vendor))
+    if found is None:
+        # order_by(): client_key is unique, and the model's ordering would sort by it.
+        rows = Tenant.objects.select_for_update().filter(client_key=_PLACEHOLDER).order_by()
+        compiler = rows.query.get_compiler(using=alias)
+        sql, params = compiler.as_sql()  # in the caller's transaction, as FOR UPDATE needs
+        assert list(params) == [_PLACEHOLDER], params
+        columns = [col for col, _, _ in compiler.select]
+        names = [col.target.attname for col in columns]
+        converters = [
+            connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+            for col in columns
+        ]
+        found = _lock_sql[(alias, connection.vendor)] = (sql, names, columns, converters)
+    return found
+
+
 def _locked(client_key: str) -> Tenant | None:
-    """The tenant's row, locked until the transaction ends; None when there is none."""
-    # get() rather than first(): client_key is unique, and first() would sort by it (the
-    # model's ordering), which costs more to compile than the rest of the query.
-    try:
-        return Tenant.objects.select_for_update().get(client_key=client_key)
-    except Tenant.DoesNotExist:
+    """The tenant's row, locked until the transaction ends; None when there is none.
+
+    The same row and instance as ``Tenant.objects.select_for_update().get(...)``: the ORM's
+    SQL (see :func:`_compiled_lock`), values through its converters, ``Tenant.from_db``.
+    """
+    alias = router.db_for_write(Tenant)
+    connection = connections[alias]
+    sql, names, columns, converters = _compiled_lock(alias)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [client_key])
+        row = cursor.fetchone()
+    if row is None:
         return None
+    values = []
+    for value, column, convert in zip(row, columns, converters, strict=True):
+        for converter in convert:
+            value = converter(value, column, connection)
+        values.append(value)
+    return Tenant.from_db(alias, names, values)
+
+
+#: What an install may change besides the secret; a reinstall writes only those that differ
+#: (the UPDATE compiles one assignment per field), with the three written every time.
+_INSTALL_FIELDS = [
+    *PAYLOAD_FIELDS.values(),
+    "installed",
+    "enabled",
+    "installed_at",
+    "uninstalled_at",
+]
+#: A new secret (Fernet ciphertexts differ even for the same secret), its time, ``auto_now``.
+_ALWAYS_WRITTEN = ["shared_secret_encrypted", "secret_rotated_at", "updated_at"]
 
 
 def install(payload: dict[str, Any]) -> Outcome:
@@ -87,7 +140,8 @@ def install(payload: dict[str, Any]) -> Outcome:
         created = tenant is None
         if tenant is None:
             tenant = Tenant(client_key=payload["clientKey"], installed_at=now)
-        elif not tenant.installed:
+        before = {attr: getattr(tenant, attr) for attr in _INSTALL_FIELDS}
+        if not tenant.installed:
             tenant.installed_at = now
         for attr, value in values.items():
             setattr(tenant, attr, value)
@@ -101,7 +155,8 @@ def install(payload: dict[str, Any]) -> Outcome:
             # conflict; the caller retries once and then takes the update path above.
             tenant.save(force_insert=True)
         else:
-            tenant.save()
+            changed = [attr for attr in _INSTALL_FIELDS if getattr(tenant, attr) != before[attr]]
+            tenant.save(update_fields=[*changed, *_ALWAYS_WRITTEN])
         invalidate(tenant.client_key)
         # A new secret, maybe a host that lost our properties: queue every mirrored property
         # again, in this transaction. Deliveries wait for `enabled` (or the install delay).
