@@ -19,11 +19,13 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from django import forms
 from django.db import connections, router, transaction
-from django.db.models import F, Model, QuerySet
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import F, Field
+from django.db.models.sql import InsertQuery, UpdateQuery
 from django.utils import timezone
 
 from . import mirror, store
@@ -55,8 +57,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Row = TypeVar("Row", bound=Model)
 
 
 class ConfigurationInvalid(ConnectError):
@@ -247,8 +247,121 @@ def _diff(
     return changes
 
 
-def _lock(tenant: Tenant) -> Configuration:
-    """The tenant's Configuration row, locked until the transaction ends (created if need be).
+# --- the save's statements ----------------------------------------------------------------
+#
+# Every save runs the same statements. Building and compiling a QuerySet (or a Model.save())
+# costs more CPU than the database spends running such a statement, so, as store.get does,
+# the ORM compiles each statement once per database and saves only execute its SQL: table and
+# column names, quoting, placeholders, LIMIT and FOR UPDATE stay the ORM's. Values written are
+# prepared by their fields (get_db_prep_save) and columns read go through the converters the
+# compiler names, as the ORM itself does.
+
+#: Placeholder values the statements are compiled with; each save binds its own.
+_TENANT, _ROW = -1, -2
+_KEY = "\x00key"
+_NAMES: dict[Any, str] = {_TENANT: "tenant", _ROW: "row", _KEY: "key"}
+
+
+@dataclass(frozen=True)
+class _Statement:
+    sql: str
+    #: The fields a write sets, in the order of its parameters (values given by attname).
+    fields: tuple[Field[Any, Any], ...]
+    #: Then the names of the remaining parameters ("tenant", "key", "row"), in order.
+    names: tuple[str, ...]
+    #: For a read: per column (by position), the converters and the expression they take.
+    converters: tuple[tuple[int, list[Any], Any], ...] = ()
+
+    def _params(
+        self, connection: BaseDatabaseWrapper, values: Mapping[str, Any], by_name: Mapping[str, Any]
+    ) -> list[Any]:
+        params = [f.get_db_prep_save(values[f.attname], connection) for f in self.fields]
+        return params + [by_name[name] for name in self.names]
+
+    def execute(
+        self,
+        connection: BaseDatabaseWrapper,
+        values: Mapping[str, Any] | None = None,
+        **by_name: Any,
+    ) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, self._params(connection, values or {}, by_name))
+
+    def fetch_one(self, connection: BaseDatabaseWrapper, **by_name: Any) -> list[Any] | None:
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, self._params(connection, {}, by_name))
+            found = cursor.fetchone()
+        if found is None:
+            return None
+        row = list(found)
+        for at, converters, expression in self.converters:
+            for convert in converters:
+                row[at] = convert(row[at], expression, connection)
+        return row
+
+
+_statements: dict[tuple[str, str, str], _Statement] = {}
+
+
+def _statement(connection: BaseDatabaseWrapper, kind: str) -> _Statement:
+    cache_key = (connection.alias, connection.vendor, kind)
+    found = _statements.get(cache_key)
+    if found is None:
+        found = _statements[cache_key] = _compile(connection, kind)
+    return found
+
+
+def _compile(connection: BaseDatabaseWrapper, kind: str) -> _Statement:
+    """The ORM's SQL for one of the save's statements: "touch" (SQLite's write lock), "lock"
+    (the configuration row), "read" (the values row), "write_values", "write_version", and
+    "history" (the change row)."""
+    now = timezone.now()
+    fields: tuple[Field[Any, Any], ...] = ()
+    if kind in ("lock", "read"):
+        # Lookups by a unique key: no ORDER BY (the settings' default ordering would join, and
+        # under FOR UPDATE lock, the tenant row). FOR UPDATE only where the backend has it.
+        if kind == "lock":
+            rows = Configuration.objects.filter(tenant_id=_TENANT)
+            columns = ("version", "updated_at")
+        else:
+            rows = AddonSetting.objects.filter(tenant_id=_TENANT, key=_KEY)
+            columns = ("id", "value")
+        query = rows.order_by().select_for_update().values_list(*columns)[:1].query
+    elif kind == "touch":
+        query = Configuration.objects.filter(tenant_id=_TENANT).query.chain(UpdateQuery)
+        query.add_update_values({"version": F("version")})
+    elif kind in ("write_values", "write_version"):
+        if kind == "write_values":
+            model, where, columns = AddonSetting, {"pk": _ROW}, ("value", "updated_at")
+        else:
+            model, where = Configuration, {"tenant_id": _TENANT}
+            columns = ("version", "updated_at", "updated_by")
+        fields = tuple(model._meta.get_field(name) for name in columns)
+        query = model.objects.filter(**where).query.chain(UpdateQuery)
+        # Placeholder values (never NULL: the compiler would write a NULL literal instead).
+        sample = {"value": {}, "updated_at": now, "version": 1, "updated_by": "-"}
+        query.add_update_fields([(f, None, sample[f.name]) for f in fields])
+    else:  # "history"
+        meta = ConfigurationChange._meta
+        fields = tuple(f for f in meta.local_concrete_fields if f is not meta.auto_field)
+        query = InsertQuery(ConfigurationChange)
+        query.insert_values(fields, [ConfigurationChange(tenant_id=_TENANT, version=1)])
+    compiler = query.get_compiler(connection=connection)
+    if kind == "history":
+        ((sql, params),) = compiler.as_sql()
+    else:
+        sql, params = compiler.as_sql()
+    names = tuple(_NAMES[p] for p in list(params)[len(fields) :])
+    converters: tuple[tuple[int, list[Any], Any], ...] = ()
+    if kind in ("lock", "read"):
+        found = compiler.get_converters([expr for expr, _sql, _alias in compiler.select])
+        converters = tuple((at, convs, expr) for at, (convs, expr) in found.items())
+    return _Statement(sql, fields, names, converters)
+
+
+def _lock(connection: BaseDatabaseWrapper, tenant: Tenant) -> tuple[int, datetime | None]:
+    """The tenant's configuration ``(version, updated_at)``, its row locked until the
+    transaction ends (created if need be).
 
     Concurrent saves of a tenant queue here. PostgreSQL: SELECT ... FOR UPDATE takes the row
     lock. SQLite has no row locks: write before reading anything, so the transaction takes
@@ -256,44 +369,49 @@ def _lock(tenant: Tenant) -> Configuration:
     saves with "database is locked" instead of queueing it). The first save creates the row
     (get_or_create handles that race) and then locks it like any other.
     """
-    rows = Configuration.objects.filter(tenant_id=tenant.pk)
-    if connections[router.db_for_write(Configuration)].features.has_select_for_update:
-        config = _only_row(rows.select_for_update())
-        if config is not None:
-            return config
-    elif rows.update(version=F("version")):
-        return rows.get()
-    Configuration.objects.get_or_create(tenant_id=tenant.pk)
-    return rows.select_for_update().get()
+    if not connection.features.has_select_for_update:
+        _statement(connection, "touch").execute(connection, tenant=tenant.pk)
+    locked = _statement(connection, "lock").fetch_one(connection, tenant=tenant.pk)
+    if locked is None:
+        Configuration.objects.using(connection.alias).get_or_create(tenant_id=tenant.pk)
+        locked = _statement(connection, "lock").fetch_one(connection, tenant=tenant.pk)
+        if locked is None:  # created just now: only the tenant's deletion removes it
+            raise Configuration.DoesNotExist("The tenant's configuration was deleted.")
+    version, updated_at = locked
+    return version, updated_at
 
 
-def _only_row(rows: QuerySet[Row]) -> Row | None:
-    """The row of a lookup by a unique key, or None. Not first(): its ORDER BY costs more to
-    compile than the rest of such a query (and the settings' default ordering would join,
-    and under FOR UPDATE lock, the tenant row)."""
-    return next(iter(rows.order_by()[:1]), None)
+def _locked_values_row(connection: BaseDatabaseWrapper, tenant: Tenant) -> list[Any] | None:
+    """``[id, value]`` of the configuration's setting row, locked, or None.
+
+    Read once the configuration is locked, never in the same statement: on PostgreSQL a
+    statement sees what had committed when it started, so only a later statement sees what
+    the save we queued behind wrote. FOR UPDATE also holds off a direct store.set of the key.
+    """
+    read = _statement(connection, "read")
+    return read.fetch_one(connection, tenant=tenant.pk, key=_setting_key())
 
 
-def _locked_values_row(tenant: Tenant) -> AddonSetting | None:
-    # Read once the configuration is locked, never in the same statement: on PostgreSQL a
-    # statement sees what had committed when it started, so only a later statement sees what
-    # the save we queued behind wrote. FOR UPDATE also holds off a direct store.set of the key.
-    key = _setting_key()
-    return _only_row(AddonSetting.objects.select_for_update().filter(tenant_id=tenant.pk, key=key))
-
-
-def _write_values(tenant: Tenant, row: AddonSetting | None, value: dict[str, Any]) -> None:
+def _write_values(
+    connection: BaseDatabaseWrapper,
+    tenant: Tenant,
+    row: list[Any] | None,
+    value: dict[str, Any],
+    now: datetime,
+) -> None:
     """Store the configuration as :func:`store.set` does (mirror outbox rows in this
     transaction, ``setting_changed`` after commit), reusing the row the save has locked."""
+    key = _setting_key()
     if row is None:
         # The first save: the store's upsert also copes with a concurrent store.set.
-        store.set(_setting_key(), value, tenant)
+        store.set(key, value, tenant)
         return
     store.check_value(value)
-    old, row.value = row.value, value
-    row.save(update_fields=["value", "updated_at"])
-    mirror.record(tenant, row.key, value)
-    store._notify(tenant, row.key, old, value, deleted=False)
+    row_id, old = row
+    write = _statement(connection, "write_values")
+    write.execute(connection, {"value": value, "updated_at": now}, row=row_id)
+    mirror.record(tenant, key, value)
+    store.notify_changed(tenant, key, old, value, deleted=False)
 
 
 def mirror_changes(tenant: Tenant) -> dict[str, Any]:
@@ -322,15 +440,16 @@ def save_configuration(
     keeps the version and writes no history.
     """
     form_class = configure_form_class()
-    with transaction.atomic():
-        config = _lock(tenant)
-        row = _locked_values_row(tenant)
+    connection = connections[router.db_for_write(Configuration)]
+    with transaction.atomic(using=connection.alias):
+        current_version, updated_at = _lock(connection, tenant)
+        row = _locked_values_row(connection, tenant)
         # Anything but an object (written by hand through store.set) counts as nothing stored.
-        stored = row.value if row is not None and isinstance(row.value, dict) else {}
+        stored = row[1] if row is not None and isinstance(row[1], dict) else {}
         old = effective_values(form_class, stored)
-        if version is not None and version != config.version:
+        if version is not None and version != current_version:
             raise ConfigurationConflict(
-                {"values": redact(form_class, old), "version": config.version}
+                {"values": redact(form_class, old), "version": current_version}
             )
         data = form_data(form_class, old, submitted)
         form = build_form(form_class, stored, data=data, values=old)
@@ -339,29 +458,30 @@ def save_configuration(
         cleaned = {name: to_json(form.cleaned_data.get(name)) for name in form_class.base_fields}
         changes = _diff(form_class, old, cleaned)
         if not changes:
-            return SaveResult(redact(form_class, old), config.version, config.updated_at, [])
-        # Keys the form no longer declares are kept: an older release may still need them.
-        _write_values(tenant, row, {**stored, **cleaned})
+            return SaveResult(redact(form_class, old), current_version, updated_at, [])
         now = timezone.now()
-        config.version += 1
-        config.updated_at = now
-        config.updated_by = f"staff:{staff_user}" if staff_user else (account_id or "")
-        config.save(update_fields=["version", "updated_at", "updated_by"])
-        ConfigurationChange.objects.create(
-            tenant_id=tenant.pk,
-            version=config.version,
-            changed_at=now,
-            account_id=account_id or "",
-            staff_user=staff_user,
-            source=source,
-            changes=changes,
-        )
+        # Keys the form no longer declares are kept: an older release may still need them.
+        _write_values(connection, tenant, row, {**stored, **cleaned}, now)
+        new_version = current_version + 1
+        updated_by = f"staff:{staff_user}" if staff_user else (account_id or "")
+        configuration = {"version": new_version, "updated_at": now, "updated_by": updated_by}
+        _statement(connection, "write_version").execute(connection, configuration, tenant=tenant.pk)
+        history = {
+            "tenant_id": tenant.pk,
+            "version": new_version,
+            "changed_at": now,
+            "account_id": account_id or "",
+            "staff_user": staff_user,
+            "source": source,
+            "changes": changes,
+        }
+        _statement(connection, "history").execute(connection, history)
         changed = list(changes)
     mirrored = mirror_changes(tenant)
     logger.info(
         "Configuration of tenant %s saved as version %d (fields: %s)",
         tenant.client_key,
-        config.version,
+        new_version,
         ", ".join(changed),
     )
-    return SaveResult(redact(form_class, cleaned), config.version, now, changed, mirrored)
+    return SaveResult(redact(form_class, cleaned), new_version, now, changed, mirrored)

@@ -63,7 +63,7 @@ def check_value(value: Any) -> None:
         raise SettingValueError(f"The value is not JSON-serialisable: {err}") from err
 
 
-def _notify(tenant: Tenant, key: str, old: Any, new: Any, deleted: bool) -> None:
+def notify_changed(tenant: Tenant, key: str, old: Any, new: Any, deleted: bool) -> None:
     transaction.on_commit(
         lambda: setting_changed.send(
             sender=AddonSetting,
@@ -149,7 +149,7 @@ def set(key: str, value: Any, client_key: TenantRef) -> Any:
                 with transaction.atomic():
                     AddonSetting.objects.create(tenant_id=tenant.pk, key=key, value=value)
                 mirror.record(tenant, key, value)
-                _notify(tenant, key, None, value, deleted=False)
+                notify_changed(tenant, key, None, value, deleted=False)
                 return value
             except IntegrityError:
                 # Another writer inserted the key first: lock its row and update it.
@@ -159,7 +159,7 @@ def set(key: str, value: Any, client_key: TenantRef) -> Any:
             row.value = value
             row.save(update_fields=["value", "updated_at"])
             mirror.record(tenant, key, value)
-            _notify(tenant, key, old, value, deleted=False)
+            notify_changed(tenant, key, old, value, deleted=False)
     return value
 
 
@@ -175,7 +175,7 @@ def delete(key: str, client_key: TenantRef) -> bool:
         old = row.value
         row.delete()
         mirror.record(tenant, key, mirror.MISSING)
-        _notify(tenant, key, old, None, deleted=True)
+        notify_changed(tenant, key, old, None, deleted=True)
     return True
 
 

@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.db import connection
+from django.db.models.sql import compiler
 from django.test.utils import CaptureQueriesContext
 
 from connect_settings import store
 from connect_settings.auth import mint_session_token
 from connect_settings.configuration import save_configuration
-from connect_settings.models import Configuration, ConfigurationChange, MirrorEntry, Tenant
+from connect_settings.models import (
+    AddonSetting,
+    Configuration,
+    ConfigurationChange,
+    MirrorEntry,
+    Tenant,
+)
 from connect_settings.signals import setting_changed
 from connect_settings.testing import Installer, install_payload
 
@@ -70,6 +78,39 @@ def test_a_save_that_changes_nothing_writes_nothing(connect_tenant):
     lock = 'SET "version" = "connect_settings_configuration"."version"'  # SQLite's, a no-op
     writes = [q for q in _sql(queries) if q.split()[0] in ("UPDATE", "INSERT", "DELETE")]
     assert [q for q in writes if lock not in q] == []
+
+
+def test_a_save_compiles_no_sql_once_warm(connect_tenant):
+    # The save's statements are compiled by the ORM once per database, then only executed.
+    save_configuration(connect_tenant, {"team_name": "Ops"})
+    save_configuration(connect_tenant, {"team_name": "Platform"})
+    compiled: list[str] = []
+
+    def counting(cls: type[compiler.SQLCompiler]) -> Any:
+        original = cls.as_sql
+
+        def as_sql(self: compiler.SQLCompiler, *args: Any, **kwargs: Any) -> Any:
+            compiled.append(cls.__name__)
+            return original(self, *args, **kwargs)
+
+        return mock.patch.object(cls, "as_sql", as_sql)
+
+    kinds = (compiler.SQLCompiler, compiler.SQLUpdateCompiler, compiler.SQLInsertCompiler)
+    with counting(kinds[0]), counting(kinds[1]), counting(kinds[2]):
+        result = save_configuration(connect_tenant, {"team_name": "Night shift"})
+        unchanged = save_configuration(connect_tenant, {"team_name": "Night shift"})
+    assert compiled == []
+    assert result.version == 3 and result.changed == ["team_name"]
+    # Read back through the same converters as the ORM's: an aware datetime, as stored.
+    config = Configuration.objects.get(tenant=connect_tenant)
+    assert unchanged.updated_at == result.updated_at == config.updated_at
+    assert unchanged.updated_at is not None and unchanged.updated_at.tzinfo is not None
+    assert (config.version, config.updated_by) == (3, "")
+    row = AddonSetting.objects.get(tenant=connect_tenant, key="appSettings")
+    assert row.value["team_name"] == "Night shift" and row.updated_at == result.updated_at
+    change = ConfigurationChange.objects.get(tenant=connect_tenant, version=3)
+    assert (change.changed_at, change.source) == (result.updated_at, "page")
+    assert change.changes == {"team_name": {"from": "Platform", "to": "Night shift"}}
 
 
 def test_the_first_save_creates_the_rows(connect_tenant):
