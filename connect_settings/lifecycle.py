@@ -11,8 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections, router, transaction
+from django.db import DatabaseError, connections, router, transaction
 from django.db.models.expressions import Col
+from django.db.models.signals import post_save, pre_save
+from django.db.models.sql import UpdateQuery
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -118,6 +120,47 @@ def _locked(client_key: str) -> Tenant | None:
     return Tenant.from_db(alias, names, values)
 
 
+#: The ORM's ``UPDATE`` of one tenant row per (database alias, vendor, fields, which are None).
+_update_sql: dict[tuple[str, str, tuple[str, ...], tuple[bool, ...]], str] = {}
+
+
+def _write(tenant: Tenant, fields: list[str]) -> None:
+    """``tenant.save(update_fields=fields)``, with the UPDATE compiled once per field list.
+
+    Only when nothing listens to the model signals that ``save()`` sends: the same shortcut
+    Django's deletion collector takes (``can_fast_delete``). Values go through each field's
+    ``pre_save`` (``auto_now``) and ``get_db_prep_save``, as ``save()`` does.
+    """
+    if pre_save.has_listeners(Tenant) or post_save.has_listeners(Tenant):
+        tenant.save(update_fields=fields)
+        return
+    alias = router.db_for_write(Tenant, instance=tenant)
+    connection = connections[alias]
+    columns = [Tenant._meta.get_field(name) for name in fields]
+    values = [field.pre_save(tenant, False) for field in columns]
+    # The ORM writes None as a literal NULL, without a parameter: part of the statement.
+    nulls = tuple(value is None for value in values)
+    params = [
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(columns, values, strict=True)
+        if value is not None
+    ]
+    params.append(tenant.pk)
+    cache_key = (alias, connection.vendor, tuple(fields), nulls)
+    sql = _update_sql.get(cache_key)
+    if sql is None:
+        query = UpdateQuery(Tenant)
+        query.add_update_fields([(f, None, v) for f, v in zip(columns, values, strict=True)])
+        query.add_filter("pk", tenant.pk)
+        sql, compiled_params = query.get_compiler(using=alias).as_sql()
+        assert list(compiled_params) == params, (compiled_params, params)
+        _update_sql[cache_key] = sql
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if cursor.rowcount != 1:  # what save(update_fields=...) says (the row is locked)
+            raise DatabaseError("Save with update_fields did not affect any rows.")
+
+
 #: What an install may change besides the secret; a reinstall writes only those that differ
 #: (the UPDATE compiles one assignment per field), with the three written every time.
 _INSTALL_FIELDS = [
@@ -156,7 +199,7 @@ def install(payload: dict[str, Any]) -> Outcome:
             tenant.save(force_insert=True)
         else:
             changed = [attr for attr in _INSTALL_FIELDS if getattr(tenant, attr) != before[attr]]
-            tenant.save(update_fields=[*changed, *_ALWAYS_WRITTEN])
+            _write(tenant, [*changed, *_ALWAYS_WRITTEN])
         invalidate(tenant.client_key)
         # A new secret, maybe a host that lost our properties: queue every mirrored property
         # again, in this transaction. Deliveries wait for `enabled` (or the install delay).
@@ -172,7 +215,7 @@ def uninstall(client_key: str) -> Outcome:
         tenant.installed = False
         tenant.enabled = False
         tenant.uninstalled_at = timezone.now()
-        tenant.save(update_fields=["installed", "enabled", "uninstalled_at", "updated_at"])
+        _write(tenant, ["installed", "enabled", "uninstalled_at", "updated_at"])
         invalidate(client_key)
     return Outcome(tenant, signals.tenant_uninstalled)
 
@@ -186,6 +229,6 @@ def set_enabled(client_key: str, enabled: bool) -> Outcome:
             return Outcome(tenant)
         tenant.enabled = enabled
         tenant.enabled_changed_at = timezone.now()
-        tenant.save(update_fields=["enabled", "enabled_changed_at", "updated_at"])
+        _write(tenant, ["enabled", "enabled_changed_at", "updated_at"])
         invalidate(client_key)
     return Outcome(tenant, signal)

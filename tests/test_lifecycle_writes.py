@@ -7,7 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
+from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -126,3 +127,45 @@ def test_a_reinstall_after_uninstall_restarts_the_installation():
     # A reinstall of an installed tenant keeps its installation time.
     lifecycle.install(install_payload())
     assert Tenant.objects.get(client_key=CLIENT_KEY).installed_at == tenant.installed_at
+
+
+def test_model_signal_receivers_still_see_a_save():
+    lifecycle.install(install_payload())
+    seen: list[tuple[bool, frozenset[str] | None]] = []
+
+    def receiver(instance: Tenant, created: bool, update_fields: Any, **kw: Any) -> None:
+        seen.append((created, update_fields))
+
+    post_save.connect(receiver, sender=Tenant, weak=False)
+    try:
+        lifecycle.install(install_payload(sharedSecret=NEW_SECRET))
+        lifecycle.uninstall(CLIENT_KEY)
+    finally:
+        post_save.disconnect(receiver, sender=Tenant)
+    assert seen == [
+        (False, frozenset({"shared_secret_encrypted", "secret_rotated_at", "updated_at"})),
+        (False, frozenset({"installed", "enabled", "uninstalled_at", "updated_at"})),
+    ]
+    assert Tenant.objects.get(client_key=CLIENT_KEY).shared_secret == NEW_SECRET
+
+
+def test_a_write_to_a_vanished_row_fails_as_save_would():
+    lifecycle.install(install_payload())
+    tenant = Tenant.objects.get(client_key=CLIENT_KEY)
+    Tenant.objects.filter(pk=tenant.pk).delete()
+    tenant.enabled = False
+    with pytest.raises(DatabaseError, match="did not affect any rows"):
+        lifecycle._write(tenant, ["enabled", "updated_at"])
+
+
+def test_disable_enable_and_uninstall_write_through_the_compiled_update():
+    lifecycle.install(install_payload())
+    lifecycle.set_enabled(CLIENT_KEY, False)
+    tenant = Tenant.objects.get(client_key=CLIENT_KEY)
+    assert (tenant.enabled, tenant.installed) == (False, True)
+    assert tenant.enabled_changed_at is not None
+    lifecycle.set_enabled(CLIENT_KEY, True)
+    lifecycle.uninstall(CLIENT_KEY)
+    tenant = Tenant.objects.get(client_key=CLIENT_KEY)
+    assert (tenant.enabled, tenant.installed) == (False, False)
+    assert tenant.uninstalled_at is not None and tenant.updated_at >= tenant.uninstalled_at
