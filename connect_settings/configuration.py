@@ -24,6 +24,7 @@ from typing import Any
 from django import forms
 from django.db import connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Field
 from django.db.models.sql import InsertQuery, UpdateQuery
 from django.utils import timezone
@@ -272,31 +273,23 @@ class _Statement:
     #: For a read: per column (by position), the converters and the expression they take.
     converters: tuple[tuple[int, list[Any], Any], ...] = ()
 
-    def _params(
-        self, connection: BaseDatabaseWrapper, values: Mapping[str, Any], by_name: Mapping[str, Any]
-    ) -> list[Any]:
-        params = [f.get_db_prep_save(values[f.attname], connection) for f in self.fields]
-        return params + [by_name[name] for name in self.names]
-
     def execute(
-        self,
-        connection: BaseDatabaseWrapper,
-        values: Mapping[str, Any] | None = None,
-        **by_name: Any,
+        self, cursor: CursorWrapper, values: Mapping[str, Any] | None = None, **by_name: Any
     ) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, self._params(connection, values or {}, by_name))
+        connection = cursor.db
+        given = values or {}
+        params = [f.get_db_prep_save(given[f.attname], connection) for f in self.fields]
+        cursor.execute(self.sql, params + [by_name[name] for name in self.names])
 
-    def fetch_one(self, connection: BaseDatabaseWrapper, **by_name: Any) -> list[Any] | None:
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, self._params(connection, {}, by_name))
-            found = cursor.fetchone()
+    def fetch_one(self, cursor: CursorWrapper, **by_name: Any) -> list[Any] | None:
+        self.execute(cursor, **by_name)
+        found = cursor.fetchone()
         if found is None:
             return None
         row = list(found)
         for at, converters, expression in self.converters:
             for convert in converters:
-                row[at] = convert(row[at], expression, connection)
+                row[at] = convert(row[at], expression, cursor.db)
         return row
 
 
@@ -359,7 +352,7 @@ def _compile(connection: BaseDatabaseWrapper, kind: str) -> _Statement:
     return _Statement(sql, fields, names, converters)
 
 
-def _lock(connection: BaseDatabaseWrapper, tenant: Tenant) -> tuple[int, datetime | None]:
+def _lock(cursor: CursorWrapper, tenant: Tenant) -> tuple[int, datetime | None]:
     """The tenant's configuration ``(version, updated_at)``, its row locked until the
     transaction ends (created if need be).
 
@@ -369,31 +362,33 @@ def _lock(connection: BaseDatabaseWrapper, tenant: Tenant) -> tuple[int, datetim
     saves with "database is locked" instead of queueing it). The first save creates the row
     (get_or_create handles that race) and then locks it like any other.
     """
+    connection = cursor.db
     if not connection.features.has_select_for_update:
-        _statement(connection, "touch").execute(connection, tenant=tenant.pk)
-    locked = _statement(connection, "lock").fetch_one(connection, tenant=tenant.pk)
+        _statement(connection, "touch").execute(cursor, tenant=tenant.pk)
+    lock = _statement(connection, "lock")
+    locked = lock.fetch_one(cursor, tenant=tenant.pk)
     if locked is None:
         Configuration.objects.using(connection.alias).get_or_create(tenant_id=tenant.pk)
-        locked = _statement(connection, "lock").fetch_one(connection, tenant=tenant.pk)
+        locked = lock.fetch_one(cursor, tenant=tenant.pk)
         if locked is None:  # created just now: only the tenant's deletion removes it
             raise Configuration.DoesNotExist("The tenant's configuration was deleted.")
     version, updated_at = locked
     return version, updated_at
 
 
-def _locked_values_row(connection: BaseDatabaseWrapper, tenant: Tenant) -> list[Any] | None:
+def _locked_values_row(cursor: CursorWrapper, tenant: Tenant) -> list[Any] | None:
     """``[id, value]`` of the configuration's setting row, locked, or None.
 
     Read once the configuration is locked, never in the same statement: on PostgreSQL a
     statement sees what had committed when it started, so only a later statement sees what
     the save we queued behind wrote. FOR UPDATE also holds off a direct store.set of the key.
     """
-    read = _statement(connection, "read")
-    return read.fetch_one(connection, tenant=tenant.pk, key=_setting_key())
+    read = _statement(cursor.db, "read")
+    return read.fetch_one(cursor, tenant=tenant.pk, key=_setting_key())
 
 
 def _write_values(
-    connection: BaseDatabaseWrapper,
+    cursor: CursorWrapper,
     tenant: Tenant,
     row: list[Any] | None,
     value: dict[str, Any],
@@ -408,8 +403,8 @@ def _write_values(
         return
     store.check_value(value)
     row_id, old = row
-    write = _statement(connection, "write_values")
-    write.execute(connection, {"value": value, "updated_at": now}, row=row_id)
+    write = _statement(cursor.db, "write_values")
+    write.execute(cursor, {"value": value, "updated_at": now}, row=row_id)
     mirror.record(tenant, key, value)
     store.notify_changed(tenant, key, old, value, deleted=False)
 
@@ -441,9 +436,10 @@ def save_configuration(
     """
     form_class = configure_form_class()
     connection = connections[router.db_for_write(Configuration)]
-    with transaction.atomic(using=connection.alias):
-        current_version, updated_at = _lock(connection, tenant)
-        row = _locked_values_row(connection, tenant)
+    # One cursor for the save's statements (a cursor per statement costs ~25 µs more each).
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        current_version, updated_at = _lock(cursor, tenant)
+        row = _locked_values_row(cursor, tenant)
         # Anything but an object (written by hand through store.set) counts as nothing stored.
         stored = row[1] if row is not None and isinstance(row[1], dict) else {}
         old = effective_values(form_class, stored)
@@ -461,11 +457,11 @@ def save_configuration(
             return SaveResult(redact(form_class, old), current_version, updated_at, [])
         now = timezone.now()
         # Keys the form no longer declares are kept: an older release may still need them.
-        _write_values(connection, tenant, row, {**stored, **cleaned}, now)
+        _write_values(cursor, tenant, row, {**stored, **cleaned}, now)
         new_version = current_version + 1
         updated_by = f"staff:{staff_user}" if staff_user else (account_id or "")
         configuration = {"version": new_version, "updated_at": now, "updated_by": updated_by}
-        _statement(connection, "write_version").execute(connection, configuration, tenant=tenant.pk)
+        _statement(connection, "write_version").execute(cursor, configuration, tenant=tenant.pk)
         history = {
             "tenant_id": tenant.pk,
             "version": new_version,
@@ -475,7 +471,7 @@ def save_configuration(
             "source": source,
             "changes": changes,
         }
-        _statement(connection, "history").execute(connection, history)
+        _statement(connection, "history").execute(cursor, history)
         changed = list(changes)
     mirrored = mirror_changes(tenant)
     logger.info(
