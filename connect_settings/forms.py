@@ -263,8 +263,17 @@ def field_kind(field: forms.Field, *, secret: bool = False) -> str:
     return "text"
 
 
+#: Values that are already JSON as they are (exact types: a subclass may encode otherwise).
+_JSON_SCALARS = frozenset({str, int, bool, type(None)})
+
+
 def to_json(value: Any) -> Any:
     """A cleaned form value as JSON (dates as ISO strings, decimals and UUIDs as strings)."""
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return value  # most fields clean to these: no encoding round trip
+    if kind is list and all(type(item) in _JSON_SCALARS for item in value):
+        return list(value)
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 

@@ -1,18 +1,24 @@
-"""default_values is computed once per form class when it cannot change between instances, and
-a save builds a single form instance (the bound one)."""
+"""default_values is computed once per form class when it cannot change between instances, a
+save builds a single form instance (the bound one), and to_json skips the encoding round trip
+for values that are JSON already."""
 
 from __future__ import annotations
 
+import datetime
 import itertools
+import json
+import uuid
+from decimal import Decimal
 from typing import Any
 from unittest import mock
 
 import pytest
 from django import forms
+from django.core.serializers.json import DjangoJSONEncoder
 from django.utils.translation import gettext_lazy, override
 
 from connect_settings.configuration import save_configuration
-from connect_settings.forms import build_form, default_values, effective_values
+from connect_settings.forms import build_form, default_values, effective_values, to_json
 
 pytestmark = pytest.mark.django_db
 
@@ -91,3 +97,32 @@ def test_a_save_builds_one_form(connect_tenant):
         result = save_configuration(connect_tenant, {"team_name": "Platform"})
     assert result.changed == ["team_name"]
     assert len(calls) == 1, calls
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "text",
+        "",
+        0,
+        -7,
+        True,
+        None,
+        ["a", "b"],
+        [],
+        [1, "a", None],
+        1.5,
+        Decimal("2.50"),
+        datetime.date(2024, 2, 29),
+        [datetime.time(12, 30)],
+        {"a": (1, 2)},
+        uuid.UUID(int=5),
+        gettext_lazy("Yes"),
+    ],
+)
+def test_to_json_is_the_encoding_round_trip(value):
+    expected = json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    result = to_json(value)
+    assert result == expected and type(result) is type(expected)
+    if isinstance(value, list):
+        assert result is not value  # a copy: the cleaned data is not shared
