@@ -6,7 +6,8 @@ Sets up a scratch PostgreSQL database (``bench_profile``) and the Redis tenant c
 side-by-side run does, installs a few tenants through the real signed ``/installed``, warms
 the process, then profiles ``--requests`` requests of the workload. Prints a text profile and
 the mean wall time per request. ``BENCH_PROFILE_DB`` and ``BENCH_REDIS_URL`` choose another
-database and Redis db, so that two profiles can run at once.
+database and Redis db, so that two profiles can run at once; ``BENCH_PROFILE_SORT=tottime``
+orders cProfile's table by own time.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def main() -> int:
             prof.enable()
             elapsed = run()
             prof.disable()
-            pstats.Stats(prof).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative")).print_stats(45)
+            order = os.environ.get("BENCH_PROFILE_SORT", "cumulative")  # or tottime
+            pstats.Stats(prof).sort_stats(order).print_stats(45)
         else:
             elapsed = run()
         print(f"{args.workload}: {elapsed / args.requests * 1e6:.0f} µs per request in-process")
