@@ -52,7 +52,7 @@ def _unpadded(segment: str) -> str:
     return stripped
 
 
-def _segment_bytes(segment: str) -> bytes:
+def segment_bytes(segment: str) -> bytes:
     """Decode one base64url segment (non-canonical spellings refused, as PyJWT does)."""
     stripped = _unpadded(segment)
     try:
@@ -78,7 +78,7 @@ def _json_object(raw: bytes) -> dict[str, Any]:
 def _header(segment: str) -> dict[str, Any]:
     cached = _header_memo.get(segment)
     if cached is None:
-        cached = _json_object(_segment_bytes(segment))
+        cached = _json_object(segment_bytes(segment))
         kid = cached.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise _malformed()
@@ -111,7 +111,7 @@ def parse(token: str) -> ParsedToken:
         raise _malformed()
     header_seg, payload_seg, signature = parts
     header = _header(header_seg)
-    claims = _json_object(_segment_bytes(payload_seg))
+    claims = _json_object(segment_bytes(payload_seg))
     return ParsedToken(header, claims, f"{header_seg}.{payload_seg}", _unpadded(signature))
 
 
@@ -161,7 +161,7 @@ def verify(
         raise TokenError("Only HS256 tokens are accepted here.", code="wrong_algorithm")
     # Comparing encodings also refuses a non-canonical spelling of the right signature.
     if not hmac.compare_digest(_sign(parsed.signing_input, secret), parsed.signature):
-        _segment_bytes(parsed.signature)  # malformed (as PyJWT says) rather than wrong?
+        segment_bytes(parsed.signature)  # malformed (as PyJWT says) rather than wrong?
         raise TokenError("The token's signature does not verify.", code="bad_signature")
     check_claims(parsed.claims, leeway=leeway, require=require)
     return parsed.claims
