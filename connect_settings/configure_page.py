@@ -67,6 +67,7 @@ __all__ = [
     "HISTORY_TEMPLATE",
     "FormPart",
     "PageState",
+    "RecentChanges",
     "asset_urls",
     "clear_cache",
     "describe_history",
@@ -132,6 +133,7 @@ def clear_cache(**_: Any) -> None:
     asset_urls.cache_clear()
     _state_sql_by_alias.clear()
     _history_sql.clear()
+    _converters_by_field.clear()
 
 
 # Settings decide templates, languages, formats and the form class: any change empties it.
@@ -190,24 +192,22 @@ def render_history_part(
     return SafeString(render_to_string(HISTORY_TEMPLATE, {"history": history}))
 
 
-def history_part(
-    form_class: type[forms.BaseForm], changes: list[ConfigurationChange]
-) -> SafeString:
+def history_part(form_class: type[forms.BaseForm], changes: RecentChanges) -> SafeString:
     """The history section for these changes, from the cache when it was rendered before.
 
-    Keyed by every column of every change shown (and the form, for its labels), so a change
-    row edited or deleted in the database is a different key like a new one.
+    Keyed by every column of every change shown, as the database returned them (and the
+    form, for its labels), so a change row edited or deleted in the database is a different
+    key like a new one. A hit builds no model instance and decodes no JSON.
     """
     if settings.DEBUG or not getattr(form_class, "cache_rendering", True):
-        return render_history_part(form_class, changes)
-    rows = [
-        [c.pk, c.version, c.changed_at, c.account_id, c.staff_user, c.source, c.changes]
-        for c in changes
-    ]
-    key = ("history", form_class, _digest(rows), *_locale())
-    part = _cache.get(key)
+        return render_history_part(form_class, changes.instances)
+    key = ("history", form_class, changes.rows, *_locale())
+    try:
+        part = _cache.get(key)
+    except TypeError:  # a driver returned an unhashable column value: render, don't cache
+        return render_history_part(form_class, changes.instances)
     if part is None:
-        part = render_history_part(form_class, changes)
+        part = render_history_part(form_class, changes.instances)
         _cache.put(key, part)
     return part
 
@@ -270,12 +270,20 @@ def _build_state_sql(connection: BaseDatabaseWrapper) -> str:
     )
 
 
+#: (alias, field) -> (column, its converters): looked up once, like the compiled SQL.
+_converters_by_field: dict[tuple[str, Field[Any, Any]], tuple[Any, list[Any]]] = {}
+
+
 def _from_db(connection: BaseDatabaseWrapper, field: Field[Any, Any], value: Any) -> Any:
     # What the ORM does to a column it reads: the backend's converters, then the field's.
     if value is None:
         return None
-    column = field.get_col(field.model._meta.db_table)
-    converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+    found = _converters_by_field.get((connection.alias, field))
+    if found is None:
+        column = field.get_col(field.model._meta.db_table)
+        converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        found = _converters_by_field[(connection.alias, field)] = (column, converters)
+    column, converters = found
     for convert in converters:
         value = convert(value, column, connection)
     return value
@@ -319,30 +327,46 @@ def _compiled_history(alias: str, limit: int) -> tuple[str, int, list[Field[Any,
     return found
 
 
-def recent_changes(tenant: Tenant, state: PageState) -> list[ConfigurationChange]:
+class RecentChanges:
+    """The newest changes as the database returned them (``rows``: hashable, the history
+    cache's key) and, built on first use, as model instances."""
+
+    def __init__(self, alias: str, fields: list[Field[Any, Any]], rows: list[tuple[Any, ...]]):
+        self.alias = alias
+        self.fields = fields
+        self.rows = tuple(rows)
+
+    @functools.cached_property
+    def instances(self) -> list[ConfigurationChange]:
+        # As a queryset builds them: the ORM's converters, then from_db.
+        connection = connections[self.alias]
+        names = [f.attname for f in self.fields]
+        return [
+            ConfigurationChange.from_db(
+                self.alias,
+                names,
+                [_from_db(connection, f, v) for f, v in zip(self.fields, row, strict=True)],
+            )
+            for row in self.rows
+        ]
+
+
+def recent_changes(tenant: Tenant, state: PageState) -> RecentChanges:
     """The newest ``CONFIGURE_HISTORY_ON_PAGE`` changes; no query when there are none.
 
-    The SQL is the ORM's own (compiled once per database and limit); each row becomes an
-    instance through the ORM's converters and ``from_db``, as a queryset would build it.
+    The SQL is the ORM's own, compiled once per database and limit.
     """
     limit = int(connect_settings.CONFIGURE_HISTORY_ON_PAGE)
-    if not state.has_history or limit <= 0:
-        return []
     alias = router.db_for_read(ConfigurationChange)
+    if not state.has_history or limit <= 0:
+        return RecentChanges(alias, [], [])
     connection = connections[alias]
     sql, tenant_at, fields = _compiled_history(alias, limit)
     params: list[Any] = []
     params.insert(tenant_at, tenant.pk)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    names = [f.attname for f in fields]
-    return [
-        ConfigurationChange.from_db(
-            alias, names, [_from_db(connection, f, v) for f, v in zip(fields, row, strict=True)]
-        )
-        for row in rows
-    ]
+        return RecentChanges(alias, fields, cursor.fetchall())
 
 
 def mirror_status(tenant: Tenant) -> dict[str, Any]:

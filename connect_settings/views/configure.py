@@ -124,7 +124,7 @@ def _page(request: HttpRequest) -> HttpResponse:
             "app_settings": {"values": part.values, "version": state.version},
             "updated_at": state.updated_at.isoformat() if state.updated_at else None,
             "history_html": history_part(form_class, changes),
-            "history": SimpleLazyObject(lambda: describe_history(form_class, changes)),
+            "history": SimpleLazyObject(lambda: describe_history(form_class, changes.instances)),
             "mirror": mirror_status(tenant),
             "host_script_url": host_script_url(request, tenant),
             # The page saves to where it was loaded from (the same view answers both).
