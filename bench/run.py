@@ -305,9 +305,11 @@ def main() -> int:
     sbs.add_argument("--rounds", type=int, default=2, help="measured runs per workload and side")
     sbs.add_argument("--connections", type=int, default=32)
     sbs.add_argument("--tenants", type=int, default=64)
-    sbs.add_argument("--workers", type=int, default=3, help="gunicorn workers")
-    sbs.add_argument("--worker-class", default="gthread")
-    sbs.add_argument("--threads", type=int, default=4)
+    # Two sync workers, one per core: bench/results/workers.md (bench/workers.py) measured
+    # every shape tried; threads only add GIL contention to a CPU-bound app.
+    sbs.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    sbs.add_argument("--worker-class", default="sync")
+    sbs.add_argument("--threads", type=int, default=1)
     sbs.add_argument("--ace-workers", type=int, default=2, help="node cluster processes")
     sbs.add_argument("--workloads", default="W1,W2,W3,W4")
     sbs.add_argument("--out", default=str(harness.RESULTS / "side_by_side"))

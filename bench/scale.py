@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, default=2000, help="operations per measurement")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds of W4 per step")
     parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--max-busy", type=float, default=0.15)
     parser.add_argument("--quiet-timeout", type=float, default=60.0)
     parser.add_argument("--out", default=str(harness.RESULTS / "scale"))
@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
             ops = measure_store(count, args, rng)
             service = group.add(
                 harness.gunicorn_service(
-                    port, env, workers=args.workers, worker_class="gthread", threads=4
+                    port, env, workers=args.workers, worker_class="sync", threads=1
                 )
             ).start()
             ops["W4 end to end"] = measure_w4(base, count, args, rng)
