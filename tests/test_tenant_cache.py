@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from redis_support import redis_answers
 
 from connect_settings import lifecycle
 from connect_settings.testing import install_payload, make_tenant
@@ -31,22 +31,9 @@ WORKER = Path(__file__).with_name("tenant_cache_worker.py")
 CLIENT_KEY = "cache-client-key"
 
 
-def _redis_answers() -> bool:
-    import importlib.util
-
-    if importlib.util.find_spec("redis") is None:  # Django's Redis cache needs redis-py
-        return False
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def shared_cache(settings: Any, tmp_path: Path) -> dict[str, Any]:
-    if _redis_answers():
+    if redis_answers():
         import uuid
 
         # A key prefix of our own: the Redis database may be shared with other runs.
@@ -127,7 +114,7 @@ def warm(worker: Worker) -> dict[str, Any]:
     assert first is not None and first["queries"] == 1  # cold: one indexed query
     again = worker.get(CLIENT_KEY)
     assert again is not None and again["queries"] == 0  # warm: no tenant query
-    if _redis_answers():
+    if redis_answers():
         assert again["local_copies"] == 1  # and a copy of its own, so no Redis round trip
     return again
 

@@ -8,7 +8,6 @@ channel breaks.
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 from django.core.cache import caches
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from redis_support import redis_answers
 
 from connect_settings import tenants
 from connect_settings.testing import make_tenant
@@ -26,18 +26,9 @@ pytestmark = pytest.mark.django_db
 CLIENT_KEY = "local-layer-client-key"
 
 
-def _redis_answers() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def redis_cache(settings: Any) -> Iterator[Any]:
-    if not _redis_answers():
+    if not redis_answers():
         if os.environ.get("CI") == "true":
             pytest.fail("Redis does not answer on 127.0.0.1:6379 (CI=true: it must)")
         pytest.skip("needs Redis on 127.0.0.1:6379 (CI has it)")
