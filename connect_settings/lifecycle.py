@@ -120,8 +120,10 @@ def _locked(client_key: str) -> Tenant | None:
     return Tenant.from_db(alias, names, values)
 
 
-#: The ORM's ``UPDATE`` of one tenant row per (database alias, vendor, fields, which are None).
-_update_sql: dict[tuple[str, str, tuple[str, ...], tuple[bool, ...]], str] = {}
+#: The ORM's ``UPDATE`` of one tenant row per (database alias, vendor, fields, which are None):
+#: its SQL and whether None values are parameters (Django 6) or literal NULLs (Django 5.2);
+#: None when the compiled parameters matched neither (then ``save()`` does the write).
+_update_sql: dict[tuple[str, str, tuple[str, ...], tuple[bool, ...]], tuple[str, bool] | None] = {}
 
 
 def _write(tenant: Tenant, fields: list[str]) -> None:
@@ -138,25 +140,33 @@ def _write(tenant: Tenant, fields: list[str]) -> None:
     connection = connections[alias]
     columns = [Tenant._meta.get_field(name) for name in fields]
     values = [field.pre_save(tenant, False) for field in columns]
-    # The ORM writes None as a literal NULL, without a parameter: part of the statement.
-    nulls = tuple(value is None for value in values)
-    params = [
+    prepared = [
         field.get_db_prep_save(value, connection)
         for field, value in zip(columns, values, strict=True)
-        if value is not None
     ]
-    params.append(tenant.pk)
+    # Which values are None is part of the statement where the ORM writes a literal NULL.
+    nulls = tuple(value is None for value in values)
+    with_nulls = [*prepared, tenant.pk]
+    without_nulls = [v for v, null in zip(prepared, nulls, strict=True) if not null] + [tenant.pk]
     cache_key = (alias, connection.vendor, tuple(fields), nulls)
-    sql = _update_sql.get(cache_key)
-    if sql is None:
+    if cache_key not in _update_sql:
         query = UpdateQuery(Tenant)
         query.add_update_fields([(f, None, v) for f, v in zip(columns, values, strict=True)])
         query.add_filter("pk", tenant.pk)
-        sql, compiled_params = query.get_compiler(using=alias).as_sql()
-        assert list(compiled_params) == params, (compiled_params, params)
-        _update_sql[cache_key] = sql
+        sql, compiled = query.get_compiler(using=alias).as_sql()
+        if list(compiled) == with_nulls:
+            _update_sql[cache_key] = (sql, True)
+        elif list(compiled) == without_nulls:
+            _update_sql[cache_key] = (sql, False)
+        else:  # a Django whose UPDATE we cannot replay: let save() write, every time
+            _update_sql[cache_key] = None
+    found = _update_sql[cache_key]
+    if found is None:
+        tenant.save(update_fields=fields)
+        return
+    sql, nulls_are_params = found
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, with_nulls if nulls_are_params else without_nulls)
         if cursor.rowcount != 1:  # what save(update_fields=...) says (the row is locked)
             raise DatabaseError("Save with update_fields did not affect any rows.")
 
