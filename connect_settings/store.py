@@ -109,7 +109,11 @@ def _read_sql(alias: str, kind: str) -> tuple[str, int]:
     return found
 
 
+_VALUE_FIELD = AddonSetting._meta.get_field("value")
+
+
 def _read(kind: str, tenant: Tenant, key: str = "") -> list[tuple[Any, ...]]:
+    """The rows of ``kind``, their last column (the value) decoded by the JSONField."""
     alias = router.db_for_read(AddonSetting)
     sql, tenant_at = _read_sql(alias, kind)
     params: list[Any] = [key] if kind == "get" else []
@@ -117,14 +121,9 @@ def _read(kind: str, tenant: Tenant, key: str = "") -> list[tuple[Any, ...]]:
     connection = connections[alias]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
-def _decode(raw: Any) -> Any:
-    return _VALUE_FIELD.from_db_value(raw, None, connections[router.db_for_read(AddonSetting)])
-
-
-_VALUE_FIELD = AddonSetting._meta.get_field("value")
+        rows = cursor.fetchall()
+    decode = _VALUE_FIELD.from_db_value
+    return [(*row[:-1], decode(row[-1], None, connection)) for row in rows]
 
 
 def get(key: str, client_key: TenantRef, default: Any = None) -> Any:
@@ -132,8 +131,8 @@ def get(key: str, client_key: TenantRef, default: Any = None) -> Any:
     tenant = _lookup(client_key)
     if tenant is None or not isinstance(key, str):
         return default
-    for (raw,) in _read("get", tenant, key):
-        return _decode(raw)
+    for (value,) in _read("get", tenant, key):
+        return value
     return default
 
 
@@ -184,7 +183,7 @@ def all(client_key: TenantRef) -> dict[str, Any]:
     tenant = _lookup(client_key)
     if tenant is None:
         return {}
-    return {key: _decode(raw) for key, raw in _read("all", tenant)}
+    return dict(_read("all", tenant))
 
 
 aget = sync_to_async(get)
