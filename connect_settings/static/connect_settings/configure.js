@@ -342,6 +342,14 @@
     }).then(function () { setBusy(false); }, function () { setBusy(false); });
   }
 
+  // The second click of a double click is the same intent, even when the first save has
+  // already answered and re-enabled the button (a fast server answers between the clicks).
+  if (button) {
+    button.addEventListener("click", function (event) {
+      if (event.detail > 1) { event.preventDefault(); }
+    });
+  }
+
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     if (saving) { return; }  // a double click or a second Enter while saving
