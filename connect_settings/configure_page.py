@@ -36,9 +36,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import threading
-from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -60,6 +58,7 @@ from . import mirror
 from .conf import connect_settings
 from .configuration import mirror_changes
 from .forms import build_form, describe_change, effective_values, field_rows, redact
+from .lru import LRU
 from .models import AddonSetting, Configuration, ConfigurationChange, Tenant
 
 __all__ = [
@@ -93,39 +92,12 @@ class FormPart:
     #: The effective values, secrets redacted: the page's ``app-settings`` JSON. Shared
     #: between requests: read it, never change it.
     values: Mapping[str, Any]
+    #: What it was rendered from (form, stored values' digest, language, time zone), when it
+    #: is cached; None when it is rendered for this request only.
+    key: tuple[Any, ...] | None = None
 
 
-class _LRU:
-    """A bounded, thread-safe mapping that forgets the least recently used entry."""
-
-    def __init__(self, maxsize: int) -> None:
-        self.maxsize = maxsize
-        self._data: OrderedDict[Hashable, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> Any:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: Hashable, value: Any) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-
-_cache = _LRU(CACHE_SIZE)
+_cache = LRU(CACHE_SIZE)
 
 
 def clear_cache(**_: Any) -> None:
@@ -162,14 +134,22 @@ def _locale() -> tuple[str | None, str]:
     return translation.get_language(), timezone.get_current_timezone_name()
 
 
-def form_part(form_class: type[forms.BaseForm], stored: Mapping[str, Any]) -> FormPart:
-    """The form part for ``stored``, from the cache when the same inputs were rendered before."""
+def form_part(
+    form_class: type[forms.BaseForm],
+    stored: Mapping[str, Any],
+    stored_digest: bytes | None = None,
+) -> FormPart:
+    """The form part for ``stored``, from the cache when the same inputs were rendered before.
+
+    ``stored_digest`` (``PageState.stored_digest``) saves re-encoding the values to hash them.
+    """
     if settings.DEBUG or not getattr(form_class, "cache_rendering", True):
         return render_form_part(form_class, stored)
-    key = ("form", form_class, _digest(stored), *_locale())
+    key = ("form", form_class, stored_digest or _digest(stored), *_locale())
     part = _cache.get(key)
     if part is None:
-        part = render_form_part(form_class, stored)
+        rendered = render_form_part(form_class, stored)
+        part = FormPart(rendered.html, rendered.values, key)
         _cache.put(key, part)
     return part
 
@@ -235,6 +215,9 @@ class PageState:
     updated_at: datetime | None
     #: Whether the tenant has any configuration history at all.
     has_history: bool
+    #: A digest of the stored value's JSON text as the database returned it (None when the
+    #: driver decoded it itself): equal texts decode to equal values, so it can key a cache.
+    stored_digest: bytes | None = None
 
 
 #: The state query per database alias (built once: quoting names costs more than the query).
@@ -310,6 +293,11 @@ def read_state(tenant: Tenant) -> PageState:
         version=version or 0,
         updated_at=updated,
         has_history=bool(has_history),
+        stored_digest=(
+            hashlib.blake2b(value.encode(), digest_size=20).digest()
+            if isinstance(value, str)
+            else None
+        ),
     )
 
 
@@ -367,6 +355,11 @@ def recent_changes(tenant: Tenant, state: PageState) -> RecentChanges:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return RecentChanges(alias, fields, cursor.fetchall())
+
+
+def digest(value: Any) -> bytes:
+    """A short digest of a JSON-able value (a cache key part that keeps no secret in clear)."""
+    return _digest(value)
 
 
 def mirror_status(tenant: Tenant) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from django.utils import translation
 from connect_settings import configure_page, store
 from connect_settings.configuration import save_configuration
 from connect_settings.configure_page import form_part, read_state
+from connect_settings.lru import LRU
 from connect_settings.models import Configuration, ConfigurationChange, Tenant
 from connect_settings.testing import DEFAULT_SECRET, make_tenant, signed_url
 
@@ -180,7 +181,7 @@ def test_a_form_may_opt_out_of_the_cache(renders):
 
 
 def test_the_cache_is_bounded(monkeypatch, renders):
-    monkeypatch.setattr(configure_page, "_cache", configure_page._LRU(2))
+    monkeypatch.setattr(configure_page, "_cache", LRU(2))
     for n in (1, 2, 3):
         form_part(forms.Form, {"n": n})
     assert len(configure_page._cache) == 2

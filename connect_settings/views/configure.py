@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
-from django.shortcuts import render
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
@@ -22,6 +21,7 @@ from ..configuration import ConfigurationConflict, ConfigurationInvalid, save_co
 from ..configure_page import (
     asset_urls,
     describe_history,
+    digest,
     form_part,
     history_part,
     mirror_status,
@@ -32,6 +32,7 @@ from ..decorators import authenticate, check_valid_token
 from ..exceptions import BadRequest, ConnectError
 from ..forms import build_form, configure_form_class, field_rows
 from ..models import Tenant
+from ..page_cache import render_page
 from ..payloads import LOOPBACK_HOSTS, UnsupportedMediaType
 from ..responses import error_response, exception_response
 
@@ -69,6 +70,25 @@ def frame_ancestors(tenant: Tenant) -> str:
 @functools.lru_cache(maxsize=1024)
 def _hostname(url: str) -> str | None:
     return urlsplit(url).hostname
+
+
+#: The tenant's fields a cached configure page may show (its secret is not one of them).
+TENANT_LOOKUPS = frozenset(
+    name
+    for f in Tenant._meta.concrete_fields
+    if f.name != "shared_secret_encrypted"
+    for name in (f.name, f.attname)
+) | {"pk", "get_product_type_display"}
+
+
+_KEYED_TENANT_FIELDS = [
+    f for f in Tenant._meta.concrete_fields if f.name != "shared_secret_encrypted"
+]
+
+
+def tenant_key(tenant: Tenant) -> tuple[Any, ...]:
+    """The tenant's fields as a cache key part (reinstalls change base_url, display_url ...)."""
+    return tuple(getattr(tenant, f.attname) for f in _KEYED_TENANT_FIELDS)
 
 
 def host_script_url(request: HttpRequest, tenant: Tenant) -> str:
@@ -109,28 +129,47 @@ def _page(request: HttpRequest) -> HttpResponse:
     stored = state.stored
     # The fields come rendered (and cached: see configure_page); `form` and `rows` stay in
     # the context, built only if an overriding template asks for them.
-    part = form_part(form_class, stored)
+    part = form_part(form_class, stored, state.stored_digest)
     form = functools.cache(lambda: build_form(form_class, stored))
     changes = recent_changes(tenant, state)
-    response = render(
+    mirror = mirror_status(tenant)
+    context = {
+        "tenant": tenant,
+        "form_html": part.html,
+        "has_fields": bool(form_class.base_fields),
+        "form": SimpleLazyObject(form),
+        "rows": SimpleLazyObject(lambda: field_rows(form())),
+        "app_settings": {"values": part.values, "version": state.version},
+        "updated_at": state.updated_at.isoformat() if state.updated_at else None,
+        "history_html": history_part(form_class, changes),
+        "history": SimpleLazyObject(lambda: describe_history(form_class, changes.instances)),
+        "mirror": mirror,
+        "host_script_url": host_script_url(request, tenant),
+        # The page saves to where it was loaded from (the same view answers both).
+        "save_url": request.path,
+        "assets": asset_urls(),
+    }
+    # Every input of the context above (form, rows and history follow from the form part's
+    # and the changes' keys; has_fields and assets from the form class and the process).
+    key = None
+    if part.key is not None:
+        key = (
+            part.key,
+            state.version,
+            context["updated_at"],
+            changes.rows,
+            digest(mirror) if mirror else None,
+            context["host_script_url"],
+            context["save_url"],
+            tenant_key(tenant),
+        )
+    response = render_page(
         request,
         "connect_settings/configure.html",
-        {
-            "tenant": tenant,
-            "form_html": part.html,
-            "has_fields": bool(form_class.base_fields),
-            "form": SimpleLazyObject(form),
-            "rows": SimpleLazyObject(lambda: field_rows(form())),
-            "app_settings": {"values": part.values, "version": state.version},
-            "updated_at": state.updated_at.isoformat() if state.updated_at else None,
-            "history_html": history_part(form_class, changes),
-            "history": SimpleLazyObject(lambda: describe_history(form_class, changes.instances)),
-            "mirror": mirror_status(tenant),
-            "host_script_url": host_script_url(request, tenant),
-            # The page saves to where it was loaded from (the same view answers both).
-            "save_url": request.path,
-            "assets": asset_urls(),
-        },
+        context,
+        key=key,
+        token=lambda: connect.session_token,
+        keyed_lookups={"tenant": TENANT_LOOKUPS},
     )
     response["Content-Security-Policy"] = frame_ancestors(tenant)
     return _no_store(response)  # type: ignore[return-value]
