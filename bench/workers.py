@@ -21,6 +21,8 @@ CONFIGS = [
     (2, "sync", 1),
     (4, "sync", 1),
     (6, "sync", 1),
+    (2, "gthread", 1),  # keep-alive without threads: one request at a time, no GIL handoff
+    (3, "gthread", 1),
     (2, "gthread", 4),
     (3, "gthread", 4),
     (4, "gthread", 2),
@@ -34,6 +36,10 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workloads", default="W1,W2,W4")
     parser.add_argument("--out", default=str(harness.RESULTS / "workers"))
+    parser.add_argument(
+        "--configs",
+        help="only these, as workers:class:threads,... (default: all of CONFIGS)",
+    )
     args = parser.parse_args()
     tenants = harness.make_tenants(32)
     rows: list[dict[str, Any]] = []
@@ -45,7 +51,12 @@ def main() -> int:
         env = harness.django_env(db, base, key_url)
         harness.migrate(env)
         files: dict[str, Path] = {}
-        for workers, worker_class, threads in CONFIGS:
+        configs = CONFIGS
+        if args.configs:
+            configs = [
+                (int(w), c, int(t)) for w, c, t in (x.split(":") for x in args.configs.split(","))
+            ]
+        for workers, worker_class, threads in configs:
             service = group.add(
                 harness.gunicorn_service(
                     port, env, workers=workers, worker_class=worker_class, threads=threads
@@ -88,7 +99,7 @@ def main() -> int:
         "|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        cls = r["class"] + (f" x{r['threads']} threads" if r["threads"] > 1 else "")
+        cls = r["class"] + (f" x{r['threads']} threads" if r["class"] == "gthread" else "")
         lines.append(
             f"| {r['workers']} | {cls} | {r['workload']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | "
             f"{r['p99_ms']:.2f} | {r['errors']} | {r['rss_mib']:.0f} |"
