@@ -271,6 +271,8 @@ def django_env(db_url: str, base_url: str, key_server_url: str) -> dict[str, str
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         # Persistent connections, as production runs PostgreSQL.
         "DATABASE_URL": f"{db_url}?conn_max_age=600",
+        # ... and prepared statements: a query is parsed and planned once per connection.
+        "DATABASE_PREPARED_STATEMENTS": "true",
         "CACHE_URL": REDIS_URL,
         "CONNECT_APP_KEY": APP_KEY,
         "CONNECT_BASE_URL": base_url,

@@ -63,6 +63,15 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'demo.sqlite3'}")}
+# PostgreSQL prepared statements (psycopg 3): each connection parses and plans a repeated
+# query once instead of on every execution. Off by default, as in Django: a pooler in
+# transaction mode (PgBouncer < 1.21) cannot keep prepared statements.
+if env.bool("DATABASE_PREPARED_STATEMENTS", default=False) and DATABASES["default"][
+    "ENGINE"
+].endswith("postgresql"):
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True, prepare_threshold=env.int("DATABASE_PREPARE_THRESHOLD", 5)
+    )
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://connect-demo")}
 
 # Django's tasks framework (django.tasks on Django 6, the django-tasks backport on 5.2). The

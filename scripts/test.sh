@@ -37,15 +37,18 @@ psycopg.connect(sys.argv[1].replace("postgres://", "postgresql://"), connect_tim
 PY
 }
 
-run_suite() {  # run_suite VENV LABEL
-  local venv=$1 label=$2
+run_suite() {  # run_suite VENV LABEL [PREPARED]
+  # PREPARED=true runs the PostgreSQL pass with prepared statements (server-side binding),
+  # as the benchmark deploys it; the other pass keeps Django's default.
+  local venv=$1 label=$2 prepared=${3:-false}
   local django_version
   django_version=$("$venv/bin/python" -c 'import django; print(django.get_version())')
   echo "== pytest: $label, Django $django_version, SQLite"
   DATABASE_URL="sqlite:///:memory:" "$venv/bin/python" -m pytest -q || failures+=("$label/sqlite")
   if postgres_up "$venv"; then
-    echo "== pytest: $label, Django $django_version, PostgreSQL"
-    DATABASE_URL="$PG_URL" "$venv/bin/python" -m pytest -q || failures+=("$label/postgresql")
+    echo "== pytest: $label, Django $django_version, PostgreSQL (prepared statements: $prepared)"
+    DATABASE_URL="$PG_URL" DATABASE_PREPARED_STATEMENTS="$prepared" "$venv/bin/python" -m pytest -q \
+      || failures+=("$label/postgresql")
   elif [ "$CI" = "true" ]; then
     echo "PostgreSQL is not reachable at $PG_URL, and CI=true requires it." >&2
     failures+=("$label/postgresql-unreachable")
@@ -80,7 +83,7 @@ if [ -n "$py312" ]; then
   echo "== setting up .venv-django6 ($py312)"
   # shellcheck disable=SC2086
   setup_venv .venv-django6 $py312
-  run_suite .venv-django6 "py3.12"
+  run_suite .venv-django6 "py3.12" true
 elif [ "$CI" = "true" ]; then
   echo "No Python >= 3.12 found, and CI=true requires the Django 6 run." >&2
   failures+=("django6-missing")
