@@ -169,6 +169,13 @@ def micro_derived(figures: dict[str, dict[str, float]]) -> dict[str, float]:
         # whole-request medians, whose noise is larger than the difference).
         "auth_work_session_us": med.get("authenticate_session_token", float("nan")),
         "auth_work_session_x_floor": med.get("authenticate_session_token", float("nan")) / floor,
+        # The same differences of minimums: on a shared machine the medians of two whole
+        # requests pick up unrelated load, the fastest rounds much less.
+        "auth_overhead_session_min_us": figures["request_empty_session_token"]["min_us"]
+        - figures["request_empty_unauthenticated"]["min_us"],
+        "auth_overhead_page_min_us": figures["request_empty_page_token"]["min_us"]
+        - figures["request_empty_unauthenticated"]["min_us"],
+        "floor_min_us": figures["floor_hmac_plus_sha256"]["min_us"],
     }
 
 
@@ -193,6 +200,11 @@ def micro_markdown(data: dict[str, Any]) -> str:
         f"{d['auth_work_session_us']:.0f} µs = {d['auth_work_session_x_floor']:.0f}x floor",
         f"- authentication overhead, page token (W1's kind, with qsh): "
         f"{d['auth_overhead_page_us']:.0f} µs = {d['auth_overhead_page_x_floor']:.0f}x floor",
+        f"- the same two overheads from the minimums (less of the machine's other load): "
+        f"session {d['auth_overhead_session_min_us']:.0f} µs = "
+        f"{d['auth_overhead_session_min_us'] / d['floor_min_us']:.0f}x, page "
+        f"{d['auth_overhead_page_min_us']:.0f} µs = "
+        f"{d['auth_overhead_page_min_us'] / d['floor_min_us']:.0f}x the floor's minimum",
         f"- W4 minus /health in-process (auth + the settings query): "
         f"{d['w4_minus_health_us']:.0f} µs",
     ]
