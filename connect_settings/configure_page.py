@@ -70,6 +70,7 @@ __all__ = [
     "asset_urls",
     "clear_cache",
     "describe_history",
+    "digest",
     "form_part",
     "history_part",
     "mirror_status",
@@ -121,7 +122,8 @@ def render_form_part(form_class: type[forms.BaseForm], stored: Mapping[str, Any]
     return FormPart(SafeString(html), values)
 
 
-def _digest(value: Any) -> bytes:
+def digest(value: Any) -> bytes:
+    """A short digest of a JSON-able value (a cache key part that keeps no secret in clear)."""
     # Canonical JSON (JSON tells true from 1 and 1 from 1.0; dates as ISO strings); hashed,
     # so that the cache keeps no stored secret in clear.
     canonical = json.dumps(
@@ -145,7 +147,7 @@ def form_part(
     """
     if settings.DEBUG or not getattr(form_class, "cache_rendering", True):
         return render_form_part(form_class, stored)
-    key = ("form", form_class, stored_digest or _digest(stored), *_locale())
+    key = ("form", form_class, stored_digest or digest(stored), *_locale())
     part = _cache.get(key)
     if part is None:
         rendered = render_form_part(form_class, stored)
@@ -355,11 +357,6 @@ def recent_changes(tenant: Tenant, state: PageState) -> RecentChanges:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return RecentChanges(alias, fields, cursor.fetchall())
-
-
-def digest(value: Any) -> bytes:
-    """A short digest of a JSON-able value (a cache key part that keeps no secret in clear)."""
-    return _digest(value)
 
 
 def mirror_status(tenant: Tenant) -> dict[str, Any]:
