@@ -37,18 +37,24 @@ def _app_settings(html: str) -> dict[str, Any]:
     return json.loads(match.group(1))
 
 
+def _record(monkeypatch: pytest.MonkeyPatch, name: str, describe: Any) -> list[Any]:
+    """Every call of ``configure_page.<name>`` (an uncached rendering), as ``describe`` of
+    its second argument."""
+    calls: list[Any] = []
+    real = getattr(configure_page, name)
+
+    def recording(form_class: Any, given: Any) -> Any:
+        calls.append(describe(given))
+        return real(form_class, given)
+
+    monkeypatch.setattr(configure_page, name, recording)
+    return calls
+
+
 @pytest.fixture
 def renders(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Every uncached rendering of the form part, by the stored values it was given."""
-    calls: list[dict[str, Any]] = []
-    real = configure_page.render_form_part
-
-    def counting(form_class: Any, stored: Any) -> Any:
-        calls.append(dict(stored))
-        return real(form_class, stored)
-
-    monkeypatch.setattr(configure_page, "render_form_part", counting)
-    return calls
+    return _record(monkeypatch, "render_form_part", dict)
 
 
 # --- the cache can never serve a stale form -------------------------------------------------
@@ -106,15 +112,7 @@ def test_per_request_parts_are_fresh_while_the_form_comes_from_the_cache(
 @pytest.fixture
 def history_renders(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Every uncached rendering of the history, by the number of changes it showed."""
-    calls: list[int] = []
-    real = configure_page.render_history_part
-
-    def counting(form_class: Any, changes: Any) -> Any:
-        calls.append(len(changes))
-        return real(form_class, changes)
-
-    monkeypatch.setattr(configure_page, "render_history_part", counting)
-    return calls
+    return _record(monkeypatch, "render_history_part", len)
 
 
 def test_the_history_is_cached_but_never_stale(client, connect_tenant, history_renders):

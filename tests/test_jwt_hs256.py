@@ -7,7 +7,6 @@ the same error code; minted tokens must be byte-identical to ``jwt.encode``.
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 import time
@@ -17,6 +16,7 @@ import jwt as pyjwt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jwt_corpus import b64, claim_cases, malformed_cases
 
 from connect_settings.jwt import hs256
 from connect_settings.jwt.errors import TokenError
@@ -25,10 +25,6 @@ from connect_settings.jwt.tokens import translate_error
 SECRET = "a-shared-secret-of-reasonable-length-0123456789"
 REQUIRE = ("iss", "iat", "exp")
 LEEWAY = 30
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def raw_token(header: Any, claims: Any, secret: str = SECRET, *, raw: bool = False) -> str:
@@ -88,55 +84,23 @@ def corpus() -> list[tuple[str, str]]:
         "valid, no typ": raw_token({"alg": "HS256"}, good_claims()),
         "valid, string kid": raw_token({**HEADER, "kid": "k"}, good_claims()),
         "valid, padded signature": f"{h}.{p}.{s}=",
-        "valid, float times": raw_token(HEADER, good_claims(iat=now + 0.5, exp=now + 99.5)),
-        "valid, numeric string exp": raw_token(HEADER, good_claims(exp=str(now + 60))),
-        "valid, iat within leeway": raw_token(HEADER, good_claims(iat=now + 20)),
-        "valid, nbf past": raw_token(HEADER, good_claims(nbf=now - 5)),
-        "valid, unicode claims": raw_token(HEADER, good_claims(iss="clé-ü-☃")),
         "wrong secret": raw_token(HEADER, good_claims(), secret=SECRET + "x"),
-        "payload tampered": f"{h}.{b64(json.dumps(good_claims(iss='other')).encode())}.{s}",
         "signature tampered": f"{h}.{p}.{s[:-2]}{'A' if s[-2] != 'A' else 'B'}{s[-1]}",
         "signature truncated": f"{h}.{p}.{s[:-1]}",
-        "signature empty": f"{h}.{p}.",
         "signature over-padded": f"{h}.{p}.{s}==",
-        "signature junk": f"{h}.{p}.{s[:-1]}!",
-        "signature non-canonical bits": f"{h}.{p}.{s[:-1]}{chr(ord(s[-1]) ^ 1)}",
-        "header junk": f"{h}!.{p}.{s}",
-        "payload junk": f"{h}.{p}*.{s}",
         "payload padding x3": f"{h}.{p}===.{s}",
-        "payload length mod 4 == 1": f"{h}.{p}A.{s}",
-        "two segments": f"{h}.{p}",
-        "four segments": f"{h}.{p}.{s}.{s}",
-        "empty": "",
-        "dots only": "..",
-        "header not json": raw_token(b"not json", json.dumps(good_claims()).encode(), raw=True),
-        "header a list": raw_token(["HS256"], good_claims()),
-        "payload not json": raw_token(json.dumps(HEADER).encode(), b"{oops", raw=True),
-        "payload a list": raw_token(HEADER, [1, 2]),
         "payload a string": raw_token(HEADER, "claims"),
-        "payload not utf-8": raw_token(json.dumps(HEADER).encode(), b'{"iss":"\xff"}', raw=True),
         "alg none": raw_token({"alg": "none"}, good_claims()),
         "alg HS512": raw_token({"alg": "HS512"}, good_claims()),
         "alg RS256": raw_token({"alg": "RS256"}, good_claims()),
         "alg missing": raw_token({"typ": "JWT"}, good_claims()),
-        "kid not a string": raw_token({**HEADER, "kid": 7}, good_claims()),
-        "expired": raw_token(HEADER, good_claims(iat=now - 900, exp=now - 300)),
-        "expired within leeway": raw_token(HEADER, good_claims(iat=now - 900, exp=now - 10)),
-        "iat in the future": raw_token(HEADER, good_claims(iat=now + 600, exp=now + 900)),
-        "nbf in the future": raw_token(HEADER, good_claims(nbf=now + 600)),
         "no iss": raw_token(HEADER, {k: v for k, v in good_claims().items() if k != "iss"}),
         "iss null": raw_token(HEADER, good_claims(iss=None)),
         "no exp": raw_token(HEADER, {k: v for k, v in good_claims().items() if k != "exp"}),
         "no iat": raw_token(HEADER, {k: v for k, v in good_claims().items() if k != "iat"}),
-        "exp not a number": raw_token(HEADER, good_claims(exp="soon")),
-        "exp a list": raw_token(HEADER, good_claims(exp=[1])),
         "exp true": raw_token(HEADER, good_claims(exp=True)),
-        "exp huge": raw_token(HEADER, good_claims(exp=10**30)),
-        "exp infinite": raw_token(b'{"alg":"HS256"}', b'{"iss":"a","exp":1e999}', raw=True),
-        "iat not a number": raw_token(HEADER, good_claims(iat="now")),
-        "nbf not a number": raw_token(HEADER, good_claims(nbf="later")),
-        "sub not a string": raw_token(HEADER, good_claims(sub=42)),
-        "jti not a string": raw_token(HEADER, good_claims(jti=["x"])),
+        **claim_cases(valid, raw_token, HEADER, good_claims, now),
+        **malformed_cases(valid, raw_token, HEADER, good_claims),
     }  # fmt: skip
     return list(cases.items())
 

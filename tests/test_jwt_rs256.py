@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.hashes import SHA256
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jwt_corpus import b64, claim_cases, malformed_cases
 
 from connect_settings.jwt import hs256, rs256
 from connect_settings.jwt.errors import TokenError
@@ -33,10 +34,6 @@ APP = "https://app.example.com"
 PRIVATE = generate_rsa_key()
 PUBLIC = PRIVATE.public_key()
 OTHER = generate_rsa_key()
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def raw_token(
@@ -113,34 +110,13 @@ def corpus() -> list[tuple[str, str]]:
         "valid, no kid": raw_token({"alg": "RS256"}, good_claims()),
         "valid, padded signature": f"{h}.{p}.{s}" + "=" * (-len(s) % 4),
         "valid, aud a string": raw_token(HEADER, good_claims(aud=APP)),
-        "valid, float times": raw_token(HEADER, good_claims(iat=now + 0.5, exp=now + 99.5)),
-        "valid, numeric string exp": raw_token(HEADER, good_claims(exp=str(now + 60))),
-        "valid, iat within leeway": raw_token(HEADER, good_claims(iat=now + 20)),
-        "valid, nbf past": raw_token(HEADER, good_claims(nbf=now - 5)),
-        "valid, unicode claims": raw_token(HEADER, good_claims(iss="clé-ü-☃")),
         "other key": raw_token(HEADER, good_claims(), key=OTHER),
-        "payload tampered": f"{h}.{b64(json.dumps(good_claims(iss='other')).encode())}.{s}",
         "header tampered": f"{b64(json.dumps({**HEADER, 'kid': 'k2'}).encode())}.{p}.{s}",
         "signature bit flipped": f"{h}.{p}.{b64(bytes(sig))}",
         "signature truncated": f"{h}.{p}.{s[:-4]}",
         "signature one char short": f"{h}.{p}.{s[:-1]}",
-        "signature empty": f"{h}.{p}.",
         "signature over-padded": f"{h}.{p}.{s}===",
-        "signature junk": f"{h}.{p}.{s[:-1]}!",
-        "signature non-canonical bits": f"{h}.{p}.{s[:-1]}{chr(ord(s[-1]) ^ 1)}",
         "signature of another token": f"{h}.{p}.{other_signature}",
-        "header junk": f"{h}!.{p}.{s}",
-        "payload junk": f"{h}.{p}*.{s}",
-        "payload length mod 4 == 1": f"{h}.{p}A.{s}",
-        "two segments": f"{h}.{p}",
-        "four segments": f"{h}.{p}.{s}.{s}",
-        "empty": "",
-        "dots only": "..",
-        "header not json": raw_token(b"not json", json.dumps(good_claims()).encode(), raw=True),
-        "header a list": raw_token(["RS256"], good_claims()),
-        "payload not json": raw_token(json.dumps(HEADER).encode(), b"{oops", raw=True),
-        "payload a list": raw_token(HEADER, [1, 2]),
-        "payload not utf-8": raw_token(json.dumps(HEADER).encode(), b'{"iss":"\xff"}', raw=True),
         "alg none": f"{b64(json.dumps({'alg': 'none'}).encode())}.{p}.",
         "alg none, signed": raw_token({"alg": "none"}, good_claims()),
         "alg RS512": raw_token({"alg": "RS512", "kid": "k"}, good_claims()),
@@ -148,25 +124,12 @@ def corpus() -> list[tuple[str, str]]:
         "alg HS256, HMAC under the PEM": f"{confused_input}.{b64(confused)}",
         "alg RS256, HMAC under the PEM": f"{lying_input}.{b64(lying)}",
         "alg missing": raw_token({"kid": "k"}, good_claims()),
-        "kid not a string": raw_token({**HEADER, "kid": 7}, good_claims()),
-        "expired": raw_token(HEADER, good_claims(iat=now - 900, exp=now - 300)),
-        "expired within leeway": raw_token(HEADER, good_claims(iat=now - 900, exp=now - 10)),
-        "iat in the future": raw_token(HEADER, good_claims(iat=now + 600, exp=now + 900)),
-        "nbf in the future": raw_token(HEADER, good_claims(nbf=now + 600)),
         "no iss": raw_token(HEADER, without("iss")),
         "no exp": raw_token(HEADER, without("exp")),
         "no iat": raw_token(HEADER, without("iat")),
         "no aud": raw_token(HEADER, without("aud")),
         "no qsh": raw_token(HEADER, without("qsh")),
         "qsh null": raw_token(HEADER, good_claims(qsh=None)),
-        "exp not a number": raw_token(HEADER, good_claims(exp="soon")),
-        "exp a list": raw_token(HEADER, good_claims(exp=[1])),
-        "exp huge": raw_token(HEADER, good_claims(exp=10**30)),
-        "exp infinite": raw_token(b'{"alg":"RS256"}', b'{"iss":"a","exp":1e999}', raw=True),
-        "iat not a number": raw_token(HEADER, good_claims(iat="now")),
-        "nbf not a number": raw_token(HEADER, good_claims(nbf="later")),
-        "sub not a string": raw_token(HEADER, good_claims(sub=42)),
-        "jti not a string": raw_token(HEADER, good_claims(jti=["x"])),
         "aud another app": raw_token(HEADER, good_claims(aud=["https://evil.example"])),
         "aud with a trailing slash": raw_token(HEADER, good_claims(aud=[APP + "/"])),
         "aud among others": raw_token(HEADER, good_claims(aud=["https://x.example", APP])),
@@ -175,6 +138,8 @@ def corpus() -> list[tuple[str, str]]:
         "aud a number": raw_token(HEADER, good_claims(aud=7)),
         "aud an object": raw_token(HEADER, good_claims(aud={"url": APP})),
         "aud list with a number": raw_token(HEADER, good_claims(aud=[APP, 7])),
+        **claim_cases(valid, raw_token, HEADER, good_claims, now),
+        **malformed_cases(valid, raw_token, HEADER, good_claims),
     }  # fmt: skip
     return list(cases.items())
 

@@ -72,18 +72,15 @@ def _hostname(url: str) -> str | None:
     return urlsplit(url).hostname
 
 
-#: The tenant's fields a cached configure page may show (its secret is not one of them).
-TENANT_LOOKUPS = frozenset(
-    name
-    for f in Tenant._meta.concrete_fields
-    if f.name != "shared_secret_encrypted"
-    for name in (f.name, f.attname)
-) | {"pk", "get_product_type_display"}
-
-
+#: The tenant's fields in a cached page's key: all but its secret.
 _KEYED_TENANT_FIELDS = [
     f for f in Tenant._meta.concrete_fields if f.name != "shared_secret_encrypted"
 ]
+#: What a cached configure page may read of the tenant: those fields and what follows from them.
+TENANT_LOOKUPS = frozenset(
+    [name for f in _KEYED_TENANT_FIELDS for name in (f.name, f.attname)]
+    + ["pk", "get_product_type_display"]
+)
 
 
 def tenant_key(tenant: Tenant) -> tuple[Any, ...]:
