@@ -1,8 +1,9 @@
 """Per-tenant settings with ACE's verbs: ``get``, ``set``, ``delete``, ``all`` (+ async twins).
 
-Values are JSON documents (no pickle). Tenants are found through the shared tenant cache, so
-a ``get`` is one indexed query on the settings table; where the caller already holds the
-tenant (``request.connect.tenant``), passing it instead of its client key saves that lookup.
+Values are JSON documents (no pickle). A read is one indexed query: on the settings table
+when the tenant is at hand (the caller's ``request.connect.tenant``, or this process's copy),
+else joined to the tenant table by client key. Writes find the tenant through the shared
+tenant cache.
 Writes to mirrored settings also write the mirror outbox, in the same transaction.
 """
 
@@ -19,7 +20,7 @@ from .exceptions import ConnectError, SettingValueError
 from .json_values import same_json
 from .models import AddonSetting, Tenant
 from .signals import setting_changed
-from .tenants import get_tenant
+from .tenants import get_tenant, held_tenant, is_client_key
 
 __all__ = ["UnknownTenant", "aall", "adelete", "aget", "all", "aset", "delete", "get", "set"]
 
@@ -87,24 +88,38 @@ def _locked_row(tenant: Tenant, key: str) -> AddonSetting | None:
 # QuerySet costs more than the indexed query itself, so the ORM compiles each read once per
 # database and each call only executes the SQL (values decoded by the JSONField, as the ORM
 # would). The ORM writes the SQL: table and column names, quoting and placeholders stay its.
-_compiled: dict[tuple[str, str, str], tuple[str, int]] = {}
+_compiled: dict[tuple[str, str, str], tuple[str, tuple[str, ...]]] = {}
+
+# Placeholder values the compiled SQL is built with, and the argument each one stands for.
+_SENTINELS: dict[Any, str] = {-1: "tenant_id", "\x00client_key": "client_key", "\x00key": "key"}
 
 
-def _read_sql(alias: str, kind: str) -> tuple[str, int]:
-    """(SQL, index of the tenant id among its parameters) for ``kind`` on database ``alias``."""
+def _read_query(kind: str) -> Any:
+    # order_by(): (tenant, key) is unique, and sorting by the relation would join the
+    # tenant table. By client key, the filter joins it instead of a lookup before the read.
+    match kind:
+        case "get":
+            rows = AddonSetting.objects.filter(tenant_id=-1, key="\x00key").order_by()
+        case "get_by_client_key":
+            rows = AddonSetting.objects.filter(tenant__client_key="\x00client_key", key="\x00key")
+            rows = rows.order_by()
+        case "all":
+            rows = AddonSetting.objects.filter(tenant_id=-1).order_by("key")
+        case _:  # "all_by_client_key"
+            rows = AddonSetting.objects.filter(tenant__client_key="\x00client_key")
+            rows = rows.order_by("key")
+    if kind.startswith("get"):
+        return rows.values_list("value")[:1].query
+    return rows.values_list("key", "value").query
+
+
+def _read_sql(alias: str, kind: str) -> tuple[str, tuple[str, ...]]:
+    """(SQL, the argument name of each of its parameters) for ``kind`` on database ``alias``."""
     cache_key = (alias, connections[alias].vendor, kind)
     found = _compiled.get(cache_key)
     if found is None:
-        # order_by(): (tenant, key) is unique, and sorting by the relation would join the
-        # tenant table. The placeholder values are replaced on every call.
-        if kind == "get":
-            rows = AddonSetting.objects.filter(tenant_id=-1, key="").order_by()
-            query = rows.values_list("value")[:1].query
-        else:
-            rows = AddonSetting.objects.filter(tenant_id=-1).order_by("key")
-            query = rows.values_list("key", "value").query
-        sql, params = query.get_compiler(using=alias).as_sql()
-        found = (sql, list(params).index(-1))
+        sql, params = _read_query(kind).get_compiler(using=alias).as_sql()
+        found = (sql, tuple(_SENTINELS[p] for p in params))
         _compiled[cache_key] = found
     return found
 
@@ -112,15 +127,26 @@ def _read_sql(alias: str, kind: str) -> tuple[str, int]:
 _VALUE_FIELD = AddonSetting._meta.get_field("value")
 
 
-def _read(kind: str, tenant: Tenant, key: str = "") -> list[tuple[Any, ...]]:
-    """The rows of ``kind``, their last column (the value) decoded by the JSONField."""
+def _read(kind: str, ref: TenantRef, key: str = "") -> list[tuple[Any, ...]]:
+    """The rows of ``kind``, their last column (the value) decoded by the JSONField.
+
+    With a tenant held (the caller's, or this process's copy), the read is one query on the
+    settings table. Otherwise it joins the tenant table by client key: one query, where
+    looking the tenant up first would add a cache (or database) round trip before it.
+    """
+    tenant = ref if isinstance(ref, Tenant) else held_tenant(ref)
+    if tenant is not None:
+        args: dict[str, Any] = {"tenant_id": tenant.pk, "key": key}
+    elif is_client_key(ref):
+        kind += "_by_client_key"
+        args = {"client_key": ref, "key": key}
+    else:
+        return []
     alias = router.db_for_read(AddonSetting)
-    sql, tenant_at = _read_sql(alias, kind)
-    params: list[Any] = [key] if kind == "get" else []
-    params.insert(tenant_at, tenant.pk)
+    sql, names = _read_sql(alias, kind)
     connection = connections[alias]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [args[name] for name in names])
         rows = cursor.fetchall()
     decode = _VALUE_FIELD.from_db_value
     return [(*row[:-1], decode(row[-1], None, connection)) for row in rows]
@@ -128,10 +154,9 @@ def _read(kind: str, tenant: Tenant, key: str = "") -> list[tuple[Any, ...]]:
 
 def get(key: str, client_key: TenantRef, default: Any = None) -> Any:
     """The stored value, or ``default`` when the key (or the tenant) has none."""
-    tenant = _lookup(client_key)
-    if tenant is None or not isinstance(key, str):
+    if not isinstance(key, str):
         return default
-    for (value,) in _read("get", tenant, key):
+    for (value,) in _read("get", client_key, key):
         return value
     return default
 
@@ -180,10 +205,7 @@ def delete(key: str, client_key: TenantRef) -> bool:
 
 def all(client_key: TenantRef) -> dict[str, Any]:
     """Every setting of the tenant as ``{key: value}``."""
-    tenant = _lookup(client_key)
-    if tenant is None:
-        return {}
-    return dict(_read("all", tenant))
+    return dict(_read("all", client_key))
 
 
 aget = sync_to_async(get)

@@ -217,9 +217,24 @@ def _tenant(fields: dict[str, Any]) -> Tenant:
     return tenant
 
 
+def is_client_key(value: Any) -> bool:
+    """Whether ``value`` could name a tenant (a string of 1 to 255 characters)."""
+    return isinstance(value, str) and 0 < len(value) <= 255
+
+
+def held_tenant(client_key: str) -> Tenant | None:
+    """This process's own copy of the tenant, or None: no cache or database round trip."""
+    if not is_client_key(client_key):
+        return None
+    fields, _ = _local.get(_digest(client_key))
+    if fields is not None and fields.get("client_key") == client_key:
+        return _tenant(fields)
+    return None
+
+
 def get_tenant(client_key: str, *, fresh: bool = False) -> Tenant | None:
     """The tenant for ``client_key`` or None; one indexed query on a cache miss, none on a hit."""
-    if not isinstance(client_key, str) or not client_key or len(client_key) > 255:
+    if not is_client_key(client_key):
         return None
     digest = _digest(client_key)
     stamp = None

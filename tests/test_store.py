@@ -161,3 +161,37 @@ def test_reads_are_scoped_to_the_tenant(connect_tenant):
     assert store.all(connect_tenant) == {"shared": "mine"}
     assert store.get("shared", other) == "theirs"
     assert store.get("only-theirs", connect_tenant) is None
+
+
+def test_reads_by_client_key_are_one_query_joining_the_tenant(connect_tenant):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    store.set("k", {"v": 1}, connect_tenant)
+    store.set("j", [2], connect_tenant)
+    make_tenant("another-client-key")
+    store.set("k", "theirs", "another-client-key")
+    with CaptureQueriesContext(connection) as ctx:
+        assert store.get("k", "test-client-key") == {"v": 1}
+        assert store.get("absent", "test-client-key", "dflt") == "dflt"
+        everything = store.all("test-client-key")
+    assert everything == {"j": [2], "k": {"v": 1}} and list(everything) == ["j", "k"]
+    # No tenant lookup before each read: the read itself finds the tenant by its key.
+    assert len(ctx.captured_queries) == 3
+    assert all("connect_settings_tenant" in q["sql"] for q in ctx.captured_queries)
+
+
+@pytest.mark.parametrize("client_key", [None, "", "x" * 256, 7, "nobody"])
+def test_reads_by_a_key_naming_no_tenant_give_the_default(connect_tenant, client_key):
+    store.set("k", 1, connect_tenant)
+    assert store.get("k", client_key, "dflt") == "dflt"
+    assert store.all(client_key) == {}
+
+
+def test_an_uninstalled_tenants_settings_stay_readable(connect_tenant):
+    # As through the tenant lookup: uninstalling keeps the data until connect_purge.
+    store.set("k", "kept", connect_tenant)
+    connect_tenant.installed = False
+    connect_tenant.save()
+    assert store.get("k", "test-client-key") == "kept"
+    assert store.all("test-client-key") == {"k": "kept"}

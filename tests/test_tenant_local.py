@@ -120,3 +120,16 @@ def test_other_backends_keep_nothing_locally(settings: Any) -> None:
     make_tenant(CLIENT_KEY)
     lookups(), lookups(), lookups()
     assert tenants._local.entries == {}
+
+
+def test_store_reads_use_the_local_copy_instead_of_joining(redis_cache: Any) -> None:
+    from connect_settings import store
+
+    store.set("k", "v", make_tenant(CLIENT_KEY))
+    lookups()
+    lookups()  # now held locally
+    with CaptureQueriesContext(connection) as queries:
+        assert store.get("k", CLIENT_KEY) == "v"
+        assert store.all(CLIENT_KEY) == {"k": "v"}
+    assert len(queries.captured_queries) == 2
+    assert not any("connect_settings_tenant" in q["sql"] for q in queries.captured_queries)
