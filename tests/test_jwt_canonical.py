@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import pytest
 from hypothesis import example, given, settings
@@ -388,3 +388,12 @@ def test_canonical_uri_shape(segments: list[str], base: str) -> None:
     assert uri.startswith("/")
     assert "&" not in uri
     assert uri == "/" or not uri.endswith("/")
+
+
+@HYPOTHESIS
+@given(value=st.one_of(utf8_text, st.text("AZaz09._~-+%/ é", max_size=12)))
+def test_the_unreserved_shortcut_encodes_as_quote_does(value: str) -> None:
+    # canonical._encode skips quote() for values it would return unchanged.
+    from connect_settings.jwt.canonical import _encode
+
+    assert _encode(value) == quote(value, safe="~", encoding="utf-8", errors="strict")

@@ -8,6 +8,7 @@ values by their encoded form; the rules followed here are PROTOCOL.md section 2.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -27,8 +28,15 @@ CONTEXT_QSH = "context-qsh"
 QueryInput = str | Mapping[str, str | Iterable[str]] | Iterable[tuple[str, str]]
 
 
+#: A value quote() would return unchanged (most names and values of a product's query).
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*").fullmatch
+
+
 def _encode(value: str) -> str:
     # RFC 3986: only A-Z a-z 0-9 - . _ ~ stay literal; quote() upper-cases the hex digits.
+    # The regex check costs a tenth of quote(), which returns such a value unchanged.
+    if _UNRESERVED(value):
+        return value
     return quote(value, safe="~", encoding="utf-8", errors="strict")
 
 
@@ -89,12 +97,17 @@ def canonical_query(query: QueryInput) -> str:
     for name, value in _pairs(query):
         if name == "jwt":
             continue
-        grouped.setdefault(name, []).append(value)
-    entries = sorted(
-        (_encode(name), ",".join(_encode(v) for v in sorted(values, key=_utf16_order)))
-        for name, values in grouped.items()
-    )
-    return "&".join(f"{name}={value}" for name, value in entries)
+        if name in grouped:
+            grouped[name].append(value)
+        else:
+            grouped[name] = [value]
+    entries = []
+    for name, values in grouped.items():
+        if len(values) > 1:
+            values.sort(key=_utf16_order)
+        entries.append((_encode(name), ",".join([_encode(v) for v in values])))
+    entries.sort()
+    return "&".join([f"{name}={value}" for name, value in entries])
 
 
 def canonical_request(method: str, path: str, query: QueryInput = "", base_path: str = "") -> str:
