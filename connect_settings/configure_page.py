@@ -21,7 +21,8 @@ migration) changes the key: nothing is ever invalidated and nothing can be serve
 The history section is cached the same way by :func:`history_part`, keyed by every column
 of the change rows this request read (``configure_history.html`` is rendered with
 ``history`` only, like the fields with ``form`` and ``rows`` only: neither may depend on the
-request).
+request). Each of its entries is cached too, keyed by its own row: after a save, the
+section renders only the new entry again.
 Templates are read once per process in production (Django's cached loader does the same);
 with ``DEBUG`` on nothing is cached, so template edits show at once, and a settings change
 (``override_settings`` in tests) empties the cache.
@@ -103,6 +104,7 @@ _cache = LRU(CACHE_SIZE)
 
 def clear_cache(**_: Any) -> None:
     _cache.clear()
+    _entries.clear()
     asset_urls.cache_clear()
     _state_sql_by_alias.clear()
     _history_sql.clear()
@@ -160,17 +162,69 @@ def form_part(
 HISTORY_TEMPLATE = "connect_settings/configure_history.html"
 
 
+#: Renders one entry of the history (``entry``: ``change`` and ``fields``).
+HISTORY_ENTRY_TEMPLATE = "connect_settings/configure_history_entry.html"
+
+#: Rendered history entries kept per process (a page shows up to CONFIGURE_HISTORY_ON_PAGE).
+ENTRY_CACHE_SIZE = 4096
+
+_entries = LRU(ENTRY_CACHE_SIZE)
+
+
 def describe_history(
     form_class: type[forms.BaseForm], changes: list[ConfigurationChange]
 ) -> list[dict[str, Any]]:
     return [{"change": c, "fields": describe_change(form_class, c.changes)} for c in changes]
 
 
+class HistoryEntry:
+    """One change as ``configure_history.html`` shows it: ``change``, ``fields`` and, rendered
+    on first use, ``html``. With a ``key`` (the form class, the change's row as the database
+    returned it, the language and time zone) ``html`` comes from the entry cache."""
+
+    def __init__(
+        self,
+        form_class: type[forms.BaseForm],
+        change: ConfigurationChange,
+        key: tuple[Any, ...] | None,
+    ) -> None:
+        self.form_class = form_class
+        self.change = change
+        self.key = key
+
+    @functools.cached_property
+    def fields(self) -> list[dict[str, Any]]:
+        return describe_change(self.form_class, self.change.changes)
+
+    @functools.cached_property
+    def html(self) -> SafeString:
+        if self.key is None:
+            return self._render()
+        try:
+            html = _entries.get(self.key)
+        except TypeError:  # a driver returned an unhashable column value: render, don't cache
+            return self._render()
+        if html is None:
+            html = self._render()
+            _entries.put(self.key, html)
+        return html
+
+    def _render(self) -> SafeString:
+        return SafeString(render_to_string(HISTORY_ENTRY_TEMPLATE, {"entry": self}))
+
+
 def render_history_part(
-    form_class: type[forms.BaseForm], changes: list[ConfigurationChange]
+    form_class: type[forms.BaseForm],
+    changes: list[ConfigurationChange],
+    rows: tuple[tuple[Any, ...], ...] | None = None,
 ) -> SafeString:
-    """The history section rendered now, uncached."""
-    history = describe_history(form_class, changes)
+    """The history section rendered now; its entries from the entry cache when ``rows`` (the
+    changes as the database returned them) are given."""
+    keys: list[tuple[Any, ...] | None] = [None] * len(changes)
+    if rows is not None:
+        locale = _locale()
+        keys = [("entry", form_class, row, *locale) for row in rows]
+    history = [HistoryEntry(form_class, c, k) for c, k in zip(changes, keys, strict=True)]
     return SafeString(render_to_string(HISTORY_TEMPLATE, {"history": history}))
 
 
@@ -189,7 +243,7 @@ def history_part(form_class: type[forms.BaseForm], changes: RecentChanges) -> Sa
     except TypeError:  # a driver returned an unhashable column value: render, don't cache
         return render_history_part(form_class, changes.instances)
     if part is None:
-        part = render_history_part(form_class, changes.instances)
+        part = render_history_part(form_class, changes.instances, changes.rows)
         _cache.put(key, part)
     return part
 

@@ -10,7 +10,7 @@ import pytest
 from django import forms
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import translation
+from django.utils import timezone, translation
 
 from connect_settings import configure_page, store
 from connect_settings.configuration import save_configuration
@@ -43,9 +43,9 @@ def _record(monkeypatch: pytest.MonkeyPatch, name: str, describe: Any) -> list[A
     calls: list[Any] = []
     real = getattr(configure_page, name)
 
-    def recording(form_class: Any, given: Any) -> Any:
+    def recording(form_class: Any, given: Any, *rest: Any) -> Any:
         calls.append(describe(given))
-        return real(form_class, given)
+        return real(form_class, given, *rest)
 
     monkeypatch.setattr(configure_page, name, recording)
     return calls
@@ -134,6 +134,55 @@ def test_the_history_is_cached_but_never_stale(client, connect_tenant, history_r
     ConfigurationChange.objects.all().delete()
     assert "No changes yet." in _page(client)
     assert history_renders == [1, 1, 2, 0]
+
+
+@pytest.fixture
+def entry_renders(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every uncached rendering of one history entry, by its version."""
+    calls: list[int] = []
+    real = configure_page.HistoryEntry._render
+
+    def recording(entry: configure_page.HistoryEntry) -> Any:
+        calls.append(entry.change.version)
+        return real(entry)
+
+    monkeypatch.setattr(configure_page.HistoryEntry, "_render", recording)
+    return calls
+
+
+def test_after_a_save_only_the_new_history_entry_is_rendered(
+    client, connect_tenant, history_renders, entry_renders
+):
+    for name in ("Ops", "Platform"):
+        save_configuration(connect_tenant, {"team_name": name})
+    _page(client)
+    assert entry_renders == [2, 1]  # newest first
+    save_configuration(connect_tenant, {"team_name": "Billing"})
+    html = _page(client)
+    assert history_renders == [2, 3] and entry_renders == [2, 1, 3]
+    entries = re.findall(r'<span class="cs-history-to">(\w+)</span>', html)
+    assert entries == ["Billing", "Platform", "Ops"]
+    # The same rows in another time zone are other entries (their times read differently).
+    with timezone.override("Asia/Kolkata"):
+        html = _page(client)
+    assert entry_renders == [2, 1, 3, 3, 2, 1] and '+05:30"' in html
+
+
+def test_an_entry_edited_in_place_is_rendered_again(client, connect_tenant, entry_renders):
+    for name in ("Ops", "Platform"):
+        save_configuration(connect_tenant, {"team_name": name})
+    _page(client)
+    ConfigurationChange.objects.filter(version=1).update(account_id="557058:erased")
+    html = _page(client)
+    assert entry_renders == [2, 1, 1] and "557058:erased" in html
+
+
+def test_debug_renders_every_history_entry(client, connect_tenant, entry_renders, settings):
+    settings.DEBUG = True
+    save_configuration(connect_tenant, {"team_name": "Ops"})
+    _page(client)
+    _page(client)
+    assert entry_renders == [1, 1]
 
 
 def test_tenants_with_the_same_values_share_the_form_but_not_the_page(client, renders):
