@@ -56,6 +56,24 @@ def side_by_side_markdown(results: dict[str, Any]) -> str:
         "",
         *lines,
     ]
+    if all("warmup" in w for w in results["workloads"].values()):
+        out += [
+            "",
+            f"Warm-up runs ({cfg['warmup_s']:g} s of each workload just before each measured "
+            "run, not counted above; W1's begin with the first page loads after W2's saves, "
+            "which render every tenant's page again):",
+            "",
+            "| workload | side | req/s | p50 ms | p99 ms (mean) | p99 ms (worst) |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for name, w in results["workloads"].items():
+            for side in ("ours", "ace"):
+                s = w["warmup"][side]
+                worst = max(r["latency_us"]["p99"] for r in s["rounds"]) / 1000
+                out.append(
+                    f"| {name} | {LABELS[side]} | {s['rps']:.0f} | {s['p50_ms']:.2f} | "
+                    f"{s['p99_ms']:.2f} | {worst:.2f} |"
+                )
     if results.get("overhead"):
         out += [
             "",

@@ -274,20 +274,25 @@ class PageState:
     #: A digest of the stored value's JSON text as the database returned it (None when the
     #: driver decoded it itself): equal texts decode to equal values, so it can key a cache.
     stored_digest: bytes | None = None
+    #: The newest ``CONFIGURE_HISTORY_ON_PAGE`` changes as the database returned them, read
+    #: in the same query (None: not read with the state).
+    history: tuple[tuple[Any, ...], ...] | None = None
 
 
-#: The state query per database alias (built once: quoting names costs more than the query).
-_state_sql_by_alias: dict[str, str] = {}
+#: The state query per (database alias, history limit), built once: quoting names and
+#: compiling the history's SQL cost more than the query.
+_state_sql_by_alias: dict[tuple[str, int], tuple[str, int | None]] = {}
 
 
-def _state_sql(connection: BaseDatabaseWrapper) -> str:
-    sql = _state_sql_by_alias.get(connection.alias)
-    if sql is None:
-        sql = _state_sql_by_alias[connection.alias] = _build_state_sql(connection)
-    return sql
+def _state_sql(connection: BaseDatabaseWrapper, limit: int) -> tuple[str, int | None]:
+    """(SQL, index of the history's tenant parameter or None) for :func:`read_state`."""
+    found = _state_sql_by_alias.get((connection.alias, limit))
+    if found is None:
+        found = _state_sql_by_alias[(connection.alias, limit)] = _build_state_sql(connection, limit)
+    return found
 
 
-def _build_state_sql(connection: BaseDatabaseWrapper) -> str:
+def _build_state_sql(connection: BaseDatabaseWrapper, limit: int) -> tuple[str, int | None]:
     def _column(model: type[Any], name: str) -> str:
         return connection.ops.quote_name(model._meta.get_field(name).column)
 
@@ -296,17 +301,35 @@ def _build_state_sql(connection: BaseDatabaseWrapper) -> str:
 
     # Identifiers only come from the models, quoted; every value is a query parameter.
     tenant_id = _column(AddonSetting, "tenant")
-    return (
-        f"SELECT (SELECT {_column(AddonSetting, 'value')} FROM {_table(AddonSetting)}"  # noqa: S608
+    state = (
+        f"(SELECT {_column(AddonSetting, 'value')} FROM {_table(AddonSetting)}"  # noqa: S608
         f" WHERE {tenant_id} = %s AND {_column(AddonSetting, 'key')} = %s),"
         f" (SELECT {_column(Configuration, 'version')} FROM {_table(Configuration)}"
         f" WHERE {_column(Configuration, 'tenant')} = %s),"
         f" (SELECT {_column(Configuration, 'updated_at')} FROM {_table(Configuration)}"
-        f" WHERE {_column(Configuration, 'tenant')} = %s),"
-        f" EXISTS (SELECT 1 FROM {_table(ConfigurationChange)}"
-        f" WHERE {_column(ConfigurationChange, 'tenant')} = %s)"
-        f"{connection.features.bare_select_suffix}"
+        f" WHERE {_column(Configuration, 'tenant')} = %s)"
     )
+    suffix = connection.features.bare_select_suffix
+    if limit <= 0:
+        exists = (
+            f"EXISTS (SELECT 1 FROM {_table(ConfigurationChange)}"  # noqa: S608
+            f" WHERE {_column(ConfigurationChange, 'tenant')} = %s)"
+        )
+        return f"SELECT {state}, {exists}{suffix}", None
+    # The newest changes in the same round trip: the state's one row joined to the ORM's own
+    # history query (its ordering and limit), one output row per change, or one of NULLs.
+    history, tenant_at, fields = _compiled_history(connection.alias, limit)
+    columns = ", ".join(f"h.{connection.ops.quote_name(f.column)}" for f in fields)
+    order = ", ".join(
+        f"h.{_column(ConfigurationChange, name.lstrip('-'))}"
+        + (" DESC" if name.startswith("-") else "")
+        for name in ConfigurationChange._meta.ordering
+    )
+    sql = (
+        f"SELECT {state}, {columns} FROM (SELECT 1 AS one{suffix}) one"  # noqa: S608
+        f" LEFT JOIN ({history}) h ON 1 = 1 ORDER BY {order}"
+    )
+    return sql, 4 + tenant_at
 
 
 #: (alias, field) -> (column, its converters): looked up once, like the compiled SQL.
@@ -329,18 +352,32 @@ def _from_db(connection: BaseDatabaseWrapper, field: Field[Any, Any], value: Any
 
 
 def read_state(tenant: Tenant) -> PageState:
-    """The page's state in one query (one row of scalar subqueries, whatever exists).
+    """The page's state in one query (scalar subqueries, whatever exists), with the newest
+    ``CONFIGURE_HISTORY_ON_PAGE`` changes.
 
     The same reads as ``configuration.stored_values`` and ``current_state``: the setting row
     under ``CONFIGURE_SETTING_KEY`` and the tenant's ``Configuration`` row, by tenant id only
     (no join with the tenant table).
     """
     key = str(connect_settings.CONFIGURE_SETTING_KEY)
+    limit = int(connect_settings.CONFIGURE_HISTORY_ON_PAGE)
     # The three tables share a database: save_configuration writes them in one transaction.
     connection = connections[router.db_for_read(AddonSetting)]
+    sql, history_tenant_at = _state_sql(connection, limit)
+    params: list[Any] = [tenant.pk, key, tenant.pk, tenant.pk]
+    history: tuple[tuple[Any, ...], ...] | None = None
     with connection.cursor() as cursor:
-        cursor.execute(_state_sql(connection), [tenant.pk, key, tenant.pk, tenant.pk, tenant.pk])
-        value, version, updated_at, has_history = cursor.fetchone()
+        if history_tenant_at is None:
+            cursor.execute(sql, [*params, tenant.pk])
+            value, version, updated_at, has_history = cursor.fetchone()
+        else:
+            params.insert(history_tenant_at, tenant.pk)
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+            value, version, updated_at = rows[0][:3]
+            # A change's primary key is never NULL: a row of NULLs means no history.
+            history = tuple(row[3:] for row in rows if row[3] is not None)
+            has_history = bool(history)
     stored = _from_db(connection, AddonSetting._meta.get_field("value"), value)
     updated = _from_db(connection, Configuration._meta.get_field("updated_at"), updated_at)
     return PageState(
@@ -354,6 +391,7 @@ def read_state(tenant: Tenant) -> PageState:
             if isinstance(value, str)
             else None
         ),
+        history=history,
     )
 
 
@@ -404,8 +442,10 @@ def recent_changes(tenant: Tenant, state: PageState) -> RecentChanges:
     alias = router.db_for_read(ConfigurationChange)
     if not state.has_history or limit <= 0:
         return RecentChanges(alias, [], [])
-    connection = connections[alias]
     sql, tenant_at, fields = _compiled_history(alias, limit)
+    if state.history is not None:
+        return RecentChanges(alias, fields, list(state.history))  # read with the state
+    connection = connections[alias]
     params: list[Any] = []
     params.insert(tenant_at, tenant.pk)
     with connection.cursor() as cursor:

@@ -278,16 +278,47 @@ def test_a_page_without_history_is_one_query(client, connect_tenant):
     assert len(_page_queries(client)) == 1
 
 
-def test_a_page_with_history_reads_it_in_a_second_query(client, connect_tenant, settings):
+def test_a_page_with_history_is_one_query_too(client, connect_tenant, settings):
     save_configuration(connect_tenant, {"team_name": "Ops"})
     sql = _page_queries(client)
-    assert len(sql) == 2 and "connect_settings_configurationchange" in sql[1]
+    assert len(sql) == 1 and "connect_settings_configurationchange" in sql[0]
     settings.CONNECT_SETTINGS = {**settings.CONNECT_SETTINGS, "CONFIGURE_HISTORY_ON_PAGE": 0}
     assert len(_page_queries(client)) == 1
 
 
+def _history_alone(tenant: Tenant, limit: int) -> list[tuple[Any, ...]]:
+    """The newest changes as the ORM's own history query returns them."""
+    sql, tenant_at, _ = configure_page._compiled_history(connection.alias, limit)
+    params: list[Any] = []
+    params.insert(tenant_at, tenant.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def test_the_history_read_with_the_state_is_the_history_query_s(connect_tenant, settings):
+    settings.CONNECT_SETTINGS = {**settings.CONNECT_SETTINGS, "CONFIGURE_HISTORY_ON_PAGE": 3}
+    for name in ("Ops", "Platform", "Billing", "Legal", "Sales"):
+        save_configuration(connect_tenant, {"team_name": name}, account_id="557058:x")
+    # Equal timestamps: the ordering's second column (version) decides, as in the ORM's.
+    ConfigurationChange.objects.update(changed_at=Configuration.objects.get().updated_at)
+    state = read_state(connect_tenant)
+    assert list(state.history) == _history_alone(connect_tenant, 3)
+    assert [row[2] for row in state.history] == [5, 4, 3]  # (id, tenant, version, ...)
+    assert state.stored["team_name"] == "Sales" and state.version == 5
+
+
+def test_no_history_reads_as_empty_and_a_zero_limit_reads_none(connect_tenant, settings):
+    save_configuration(make_tenant("other-key"), {"team_name": "Other"})
+    assert read_state(connect_tenant).history == ()
+    settings.CONNECT_SETTINGS = {**settings.CONNECT_SETTINGS, "CONFIGURE_HISTORY_ON_PAGE": 0}
+    save_configuration(connect_tenant, {"team_name": "Ops"})
+    state = read_state(connect_tenant)
+    assert state.history is None and state.has_history
+
+
 def test_read_state_matches_what_is_stored(connect_tenant):
-    assert read_state(connect_tenant) == configure_page.PageState({}, 0, None, False)
+    assert read_state(connect_tenant) == configure_page.PageState({}, 0, None, False, history=())
     result = save_configuration(connect_tenant, {"team_name": "Ops", "notify": False})
     state = read_state(connect_tenant)
     assert state.stored == store.get("appSettings", connect_tenant)
@@ -303,5 +334,5 @@ def test_read_state_matches_what_is_stored(connect_tenant):
 def test_read_state_is_per_tenant(connect_tenant):
     other = make_tenant("other-key", "other-secret-0123456789-0123456789-0123")
     save_configuration(other, {"team_name": "Other"})
-    assert read_state(connect_tenant) == configure_page.PageState({}, 0, None, False)
+    assert read_state(connect_tenant) == configure_page.PageState({}, 0, None, False, history=())
     assert read_state(Tenant.objects.get(client_key="other-key")).version == 1
