@@ -1,8 +1,10 @@
 """What the configure page reads and renders, at the cost of one query and a cache lookup.
 
-**Reading.** :func:`read_state` reads the tenant's stored values, the version row and whether
-any history exists in one round trip (the page used to make four queries). The history rows
-are read only when there are some, the mirror status only when something is mirrored.
+**Reading.** :func:`read_state` reads the tenant's stored values, the version row and the
+newest changes in one round trip (the page used to make four queries). On PostgreSQL it reads
+a SHA-256 of those changes instead, computed by the database: the rows themselves are read
+only when their rendering is not cached. The mirror status is read only when something is
+mirrored.
 
 **Rendering.** The page is rendered on every load: it carries a fresh session token, the
 version, the recent history and the mirror status. Its form part (every field's label,
@@ -37,7 +39,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -49,7 +51,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.core.signals import setting_changed
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Field
+from django.db.models import Field, JSONField
 from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.utils import timezone, translation
@@ -231,20 +233,21 @@ def render_history_part(
 def history_part(form_class: type[forms.BaseForm], changes: RecentChanges) -> SafeString:
     """The history section for these changes, from the cache when it was rendered before.
 
-    Keyed by every column of every change shown, as the database returned them (and the
-    form, for its labels), so a change row edited or deleted in the database is a different
-    key like a new one. A hit builds no model instance and decodes no JSON.
+    Keyed by every column of every change shown, as the database returned them, or on
+    PostgreSQL by the database's SHA-256 of them (and by the form, for its labels), so a
+    change row edited or deleted in the database is a different key like a new one. A hit
+    builds no model instance and decodes no JSON; with a digest, it reads no change row.
     """
     if settings.DEBUG or not getattr(form_class, "cache_rendering", True):
         return render_history_part(form_class, changes.instances)
-    key = ("history", form_class, changes.rows, *_locale())
     try:
-        part = _cache.get(key)
+        part = _cache.get(("history", form_class, changes.key, *_locale()))
     except TypeError:  # a driver returned an unhashable column value: render, don't cache
         return render_history_part(form_class, changes.instances)
     if part is None:
-        part = render_history_part(form_class, changes.instances, changes.rows)
-        _cache.put(key, part)
+        rows = changes.rows  # read now when only their digest was (the key follows them)
+        part = render_history_part(form_class, changes.instances, rows)
+        _cache.put(("history", form_class, changes.key, *_locale()), part)
     return part
 
 
@@ -277,59 +280,102 @@ class PageState:
     #: The newest ``CONFIGURE_HISTORY_ON_PAGE`` changes as the database returned them, read
     #: in the same query (None: not read with the state).
     history: tuple[tuple[Any, ...], ...] | None = None
+    #: On PostgreSQL, a SHA-256 of those changes instead of the rows: a page whose history
+    #: part is cached reads no change row at all (None: no changes, or not read).
+    history_digest: bytes | None = None
+
+
+@dataclass(frozen=True)
+class _StateQuery:
+    sql: str
+    #: How the newest changes come with the state: "exists" (whether there are any: the page
+    #: shows none), "rows" (the rows themselves) or "digest" (PostgreSQL: a SHA-256 of the
+    #: rows, which are read only when the history part is not cached).
+    history: str
+    #: Where the history query's tenant parameter goes among the parameters.
+    tenant_at: int = 0
 
 
 #: The state query per (database alias, history limit), built once: quoting names and
 #: compiling the history's SQL cost more than the query.
-_state_sql_by_alias: dict[tuple[str, int], tuple[str, int | None]] = {}
+_state_sql_by_alias: dict[tuple[str, int], _StateQuery] = {}
 
 
-def _state_sql(connection: BaseDatabaseWrapper, limit: int) -> tuple[str, int | None]:
-    """(SQL, index of the history's tenant parameter or None) for :func:`read_state`."""
+def _state_sql(connection: BaseDatabaseWrapper, limit: int) -> _StateQuery:
     found = _state_sql_by_alias.get((connection.alias, limit))
     if found is None:
         found = _state_sql_by_alias[(connection.alias, limit)] = _build_state_sql(connection, limit)
     return found
 
 
-def _build_state_sql(connection: BaseDatabaseWrapper, limit: int) -> tuple[str, int | None]:
-    def _column(model: type[Any], name: str) -> str:
-        return connection.ops.quote_name(model._meta.get_field(name).column)
+def _column(connection: BaseDatabaseWrapper, model: type[Any], name: str) -> str:
+    return connection.ops.quote_name(model._meta.get_field(name).column)
 
-    def _table(model: type[Any]) -> str:
-        return connection.ops.quote_name(model._meta.db_table)
 
+def _table(connection: BaseDatabaseWrapper, model: type[Any]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _history_order(connection: BaseDatabaseWrapper) -> str:
+    """The history's ordering (the model's, as the ORM's query has it) over alias ``h``."""
+    return ", ".join(
+        f"h.{_column(connection, ConfigurationChange, name.lstrip('-'))}"
+        + (" DESC" if name.startswith("-") else "")
+        for name in ConfigurationChange._meta.ordering
+    )
+
+
+def _history_digest_sql(connection: BaseDatabaseWrapper, history: str) -> str:
+    # Every column of every change, in the page's order: a change edited in place, added or
+    # deleted is another digest. JSON columns go in by PostgreSQL's 64-bit hash of the jsonb
+    # value: printing them as text would cost more than reading the rows.
+    fields = ConfigurationChange._meta.concrete_fields
+    columns = ", ".join(
+        f"jsonb_hash_extended(h.{quote}, 0)" if isinstance(f, JSONField) else f"h.{quote}"
+        for f in fields
+        if (quote := connection.ops.quote_name(f.column))
+    )
+    order = _history_order(connection)
+    return (
+        f"(SELECT sha256(convert_to(string_agg(ROW({columns})::text, ',' ORDER BY "  # noqa: S608
+        f"{order}), 'UTF8')) FROM ({history}) h)"
+    )
+
+
+def _build_state_sql(connection: BaseDatabaseWrapper, limit: int) -> _StateQuery:
     # Identifiers only come from the models, quoted; every value is a query parameter.
-    tenant_id = _column(AddonSetting, "tenant")
+    def col(model: type[Any], name: str) -> str:
+        return _column(connection, model, name)
+
+    setting, configuration = _table(connection, AddonSetting), _table(connection, Configuration)
     state = (
-        f"(SELECT {_column(AddonSetting, 'value')} FROM {_table(AddonSetting)}"  # noqa: S608
-        f" WHERE {tenant_id} = %s AND {_column(AddonSetting, 'key')} = %s),"
-        f" (SELECT {_column(Configuration, 'version')} FROM {_table(Configuration)}"
-        f" WHERE {_column(Configuration, 'tenant')} = %s),"
-        f" (SELECT {_column(Configuration, 'updated_at')} FROM {_table(Configuration)}"
-        f" WHERE {_column(Configuration, 'tenant')} = %s)"
+        f"(SELECT {col(AddonSetting, 'value')} FROM {setting}"  # noqa: S608
+        f" WHERE {col(AddonSetting, 'tenant')} = %s AND {col(AddonSetting, 'key')} = %s),"
+        f" (SELECT {col(Configuration, 'version')} FROM {configuration}"
+        f" WHERE {col(Configuration, 'tenant')} = %s),"
+        f" (SELECT {col(Configuration, 'updated_at')} FROM {configuration}"
+        f" WHERE {col(Configuration, 'tenant')} = %s)"
     )
     suffix = connection.features.bare_select_suffix
     if limit <= 0:
         exists = (
-            f"EXISTS (SELECT 1 FROM {_table(ConfigurationChange)}"  # noqa: S608
-            f" WHERE {_column(ConfigurationChange, 'tenant')} = %s)"
+            f"EXISTS (SELECT 1 FROM {_table(connection, ConfigurationChange)}"  # noqa: S608
+            f" WHERE {col(ConfigurationChange, 'tenant')} = %s)"
         )
-        return f"SELECT {state}, {exists}{suffix}", None
-    # The newest changes in the same round trip: the state's one row joined to the ORM's own
-    # history query (its ordering and limit), one output row per change, or one of NULLs.
+        return _StateQuery(f"SELECT {state}, {exists}{suffix}", "exists")
     history, tenant_at, fields = _compiled_history(connection.alias, limit)
+    if connection.vendor == "postgresql":
+        digest = _history_digest_sql(connection, history)
+        return _StateQuery(f"SELECT {state}, {digest}{suffix}", "digest", 4 + tenant_at)
+    # Elsewhere the rows themselves, in the same round trip: the state's one row joined to
+    # the ORM's own history query (its ordering and limit), one output row per change, or
+    # one row of NULLs.
     columns = ", ".join(f"h.{connection.ops.quote_name(f.column)}" for f in fields)
-    order = ", ".join(
-        f"h.{_column(ConfigurationChange, name.lstrip('-'))}"
-        + (" DESC" if name.startswith("-") else "")
-        for name in ConfigurationChange._meta.ordering
-    )
     sql = (
         f"SELECT {state}, {columns} FROM (SELECT 1 AS one{suffix}) one"  # noqa: S608
-        f" LEFT JOIN ({history}) h ON 1 = 1 ORDER BY {order}"
+        f" LEFT JOIN ({history}) h ON 1 = 1 ORDER BY {_history_order(connection)}"
     )
-    return sql, 4 + tenant_at
+    return _StateQuery(sql, "rows", 4 + tenant_at)
 
 
 #: (alias, field) -> (column, its converters): looked up once, like the compiled SQL.
@@ -363,16 +409,23 @@ def read_state(tenant: Tenant) -> PageState:
     limit = int(connect_settings.CONFIGURE_HISTORY_ON_PAGE)
     # The three tables share a database: save_configuration writes them in one transaction.
     connection = connections[router.db_for_read(AddonSetting)]
-    sql, history_tenant_at = _state_sql(connection, limit)
+    query = _state_sql(connection, limit)
     params: list[Any] = [tenant.pk, key, tenant.pk, tenant.pk]
     history: tuple[tuple[Any, ...], ...] | None = None
+    history_digest: bytes | None = None
     with connection.cursor() as cursor:
-        if history_tenant_at is None:
-            cursor.execute(sql, [*params, tenant.pk])
+        if query.history == "exists":
+            cursor.execute(query.sql, [*params, tenant.pk])
             value, version, updated_at, has_history = cursor.fetchone()
+        elif query.history == "digest":
+            params.insert(query.tenant_at, tenant.pk)
+            cursor.execute(query.sql, params)
+            value, version, updated_at, found = cursor.fetchone()
+            history_digest = None if found is None else bytes(found)
+            has_history = history_digest is not None
         else:
-            params.insert(history_tenant_at, tenant.pk)
-            cursor.execute(sql, params)
+            params.insert(query.tenant_at, tenant.pk)
+            cursor.execute(query.sql, params)
             rows = cursor.fetchall()
             value, version, updated_at = rows[0][:3]
             # A change's primary key is never NULL: a row of NULLs means no history.
@@ -392,6 +445,7 @@ def read_state(tenant: Tenant) -> PageState:
             else None
         ),
         history=history,
+        history_digest=history_digest,
     )
 
 
@@ -410,13 +464,38 @@ def _compiled_history(alias: str, limit: int) -> tuple[str, int, list[Field[Any,
 
 
 class RecentChanges:
-    """The newest changes as the database returned them (``rows``: hashable, the history
-    cache's key) and, built on first use, as model instances."""
+    """The newest changes: ``key`` identifies them for the history cache (their rows as the
+    database returned them, or the database's digest of those rows), ``rows`` are read on
+    first use when only their digest was, and ``instances`` are built from the rows."""
 
-    def __init__(self, alias: str, fields: list[Field[Any, Any]], rows: list[tuple[Any, ...]]):
+    def __init__(
+        self,
+        alias: str,
+        fields: list[Field[Any, Any]],
+        rows: list[tuple[Any, ...]] | None,
+        *,
+        digest: bytes | None = None,
+        load: Callable[[], tuple[list[tuple[Any, ...]], bytes | None]] | None = None,
+    ):
         self.alias = alias
         self.fields = fields
-        self.rows = tuple(rows)
+        self._rows = None if rows is None else tuple(rows)
+        self._digest = digest
+        self._load = load
+
+    @property
+    def key(self) -> Hashable:
+        return self._rows if self._digest is None else self._digest
+
+    @property
+    def rows(self) -> tuple[tuple[Any, ...], ...]:
+        if self._rows is None:
+            if self._load is None:
+                raise ValueError("RecentChanges without rows needs a loader")
+            # The rows and their digest from one statement: the key matches what is shown.
+            rows, self._digest = self._load()
+            self._rows = tuple(rows)
+        return self._rows
 
     @functools.cached_property
     def instances(self) -> list[ConfigurationChange]:
@@ -433,8 +512,32 @@ class RecentChanges:
         ]
 
 
+def _rows_and_digest(alias: str, tenant_pk: Any, limit: int) -> Callable[[], Any]:
+    """A loader of the newest changes with their digest, as the state query computes it."""
+
+    def load() -> tuple[list[tuple[Any, ...]], bytes | None]:
+        connection = connections[alias]
+        history, tenant_at, fields = _compiled_history(alias, limit)
+        columns = ", ".join(f"h.{connection.ops.quote_name(f.column)}" for f in fields)
+        digest = _history_digest_sql(connection, history)
+        sql = (
+            f"SELECT {columns}, {digest} FROM ({history}) h"  # noqa: S608
+            f" ORDER BY {_history_order(connection)}"
+        )
+        params: list[Any] = []
+        params.insert(tenant_at, tenant_pk)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, *params])
+            rows = cursor.fetchall()
+        found = rows[0][-1] if rows else None
+        return [row[:-1] for row in rows], None if found is None else bytes(found)
+
+    return load
+
+
 def recent_changes(tenant: Tenant, state: PageState) -> RecentChanges:
-    """The newest ``CONFIGURE_HISTORY_ON_PAGE`` changes; no query when there are none.
+    """The newest ``CONFIGURE_HISTORY_ON_PAGE`` changes: those read with the state, or (on
+    PostgreSQL) their digest with a loader for the rows; no query when there are none.
 
     The SQL is the ORM's own, compiled once per database and limit.
     """
@@ -445,6 +548,9 @@ def recent_changes(tenant: Tenant, state: PageState) -> RecentChanges:
     sql, tenant_at, fields = _compiled_history(alias, limit)
     if state.history is not None:
         return RecentChanges(alias, fields, list(state.history))  # read with the state
+    if state.history_digest is not None:
+        load = _rows_and_digest(alias, tenant.pk, limit)
+        return RecentChanges(alias, fields, None, digest=state.history_digest, load=load)
     connection = connections[alias]
     params: list[Any] = []
     params.insert(tenant_at, tenant.pk)

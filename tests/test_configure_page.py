@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
 
 from connect_settings import configure_page, store
-from connect_settings.configuration import save_configuration
+from connect_settings.configuration import configure_form_class, save_configuration
 from connect_settings.configure_page import form_part, read_state
 from connect_settings.lru import LRU
 from connect_settings.models import Configuration, ConfigurationChange, Tenant
@@ -303,22 +303,78 @@ def test_the_history_read_with_the_state_is_the_history_query_s(connect_tenant, 
     # Equal timestamps: the ordering's second column (version) decides, as in the ORM's.
     ConfigurationChange.objects.update(changed_at=Configuration.objects.get().updated_at)
     state = read_state(connect_tenant)
-    assert list(state.history) == _history_alone(connect_tenant, 3)
-    assert [row[2] for row in state.history] == [5, 4, 3]  # (id, tenant, version, ...)
+    changes = configure_page.recent_changes(connect_tenant, state)
+    with CaptureQueriesContext(connection) as queries:
+        rows = list(changes.rows)
+    assert rows == _history_alone(connect_tenant, 3)
+    assert [row[2] for row in rows] == [5, 4, 3]  # (id, tenant, version, ...)
+    if connection.vendor == "postgresql":
+        # Only the digest came with the state; the rows, with the same digest, on demand.
+        assert state.history is None and len(queries.captured_queries) == 1
+        assert changes.key == state.history_digest and len(state.history_digest) == 32
+    else:
+        assert state.history == tuple(rows) and not queries.captured_queries
     assert state.stored["team_name"] == "Sales" and state.version == 5
 
 
-def test_no_history_reads_as_empty_and_a_zero_limit_reads_none(connect_tenant, settings):
+def test_no_history_reads_as_none_and_a_zero_limit_reads_whether_there_is_any(
+    connect_tenant, settings
+):
     save_configuration(make_tenant("other-key"), {"team_name": "Other"})
-    assert read_state(connect_tenant).history == ()
+    state = read_state(connect_tenant)
+    assert not state.has_history and state.history_digest is None
+    assert configure_page.recent_changes(connect_tenant, state).rows == ()
     settings.CONNECT_SETTINGS = {**settings.CONNECT_SETTINGS, "CONFIGURE_HISTORY_ON_PAGE": 0}
     save_configuration(connect_tenant, {"team_name": "Ops"})
     state = read_state(connect_tenant)
-    assert state.history is None and state.has_history
+    assert state.has_history and state.history is None and state.history_digest is None
+
+
+def _postgres_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://... (CI does)")
+
+
+def test_the_history_digest_follows_every_change_of_the_rows(connect_tenant):
+    _postgres_only()
+    save_configuration(connect_tenant, {"team_name": "Ops"}, account_id="557058:x")
+    first = read_state(connect_tenant).history_digest
+    assert first is not None and read_state(connect_tenant).history_digest == first
+    save_configuration(connect_tenant, {"team_name": "Platform"})
+    second = read_state(connect_tenant).history_digest
+    assert second not in (None, first)
+    # In place, as an erasure would: same ids and versions, another digest.
+    ConfigurationChange.objects.filter(version=1).update(account_id="")
+    third = read_state(connect_tenant).history_digest
+    assert third not in (None, first, second)
+    # The JSON column (hashed by PostgreSQL rather than printed) counts too.
+    ConfigurationChange.objects.filter(version=1).update(changes={"team_name": {"to": "Ops!"}})
+    fourth = read_state(connect_tenant).history_digest
+    assert fourth not in (None, first, second, third)
+    ConfigurationChange.objects.filter(version=2).delete()
+    assert read_state(connect_tenant).history_digest not in (None, first, second, third, fourth)
+
+
+def test_rows_read_after_the_state_key_the_history_by_their_own_digest(client, connect_tenant):
+    _postgres_only()
+    save_configuration(connect_tenant, {"team_name": "Ops"})
+    state = read_state(connect_tenant)
+    save_configuration(connect_tenant, {"team_name": "Platform"})  # between the two reads
+    changes = configure_page.recent_changes(connect_tenant, state)
+    html = configure_page.history_part(configure_form_class(), changes)
+    assert '<span class="cs-history-to">Platform</span>' in html
+    # Cached under the digest of what it shows, which the next page load reads.
+    assert changes.key != state.history_digest
+    assert changes.key == read_state(connect_tenant).history_digest
+    assert "Platform" in _page(client)
+
+
+def _bare(state: configure_page.PageState) -> tuple[Any, ...]:
+    return state.stored, state.version, state.updated_at, state.has_history
 
 
 def test_read_state_matches_what_is_stored(connect_tenant):
-    assert read_state(connect_tenant) == configure_page.PageState({}, 0, None, False, history=())
+    assert _bare(read_state(connect_tenant)) == ({}, 0, None, False)
     result = save_configuration(connect_tenant, {"team_name": "Ops", "notify": False})
     state = read_state(connect_tenant)
     assert state.stored == store.get("appSettings", connect_tenant)
@@ -334,5 +390,5 @@ def test_read_state_matches_what_is_stored(connect_tenant):
 def test_read_state_is_per_tenant(connect_tenant):
     other = make_tenant("other-key", "other-secret-0123456789-0123456789-0123")
     save_configuration(other, {"team_name": "Other"})
-    assert read_state(connect_tenant) == configure_page.PageState({}, 0, None, False, history=())
+    assert _bare(read_state(connect_tenant)) == ({}, 0, None, False)
     assert read_state(Tenant.objects.get(client_key="other-key")).version == 1

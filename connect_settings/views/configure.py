@@ -154,7 +154,7 @@ def _page(request: HttpRequest) -> HttpResponse:
             part.key,
             state.version,
             context["updated_at"],
-            changes.rows,
+            changes.key,
             digest(mirror) if mirror else None,
             context["host_script_url"],
             context["save_url"],
