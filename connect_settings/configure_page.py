@@ -43,7 +43,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from django import forms
 from django.conf import settings
@@ -291,7 +291,7 @@ class _StateQuery:
     #: How the newest changes come with the state: "exists" (whether there are any: the page
     #: shows none), "rows" (the rows themselves) or "digest" (PostgreSQL: a SHA-256 of the
     #: rows, which are read only when the history part is not cached).
-    history: str
+    history: Literal["exists", "rows", "digest"]
     #: Where the history query's tenant parameter goes among the parameters.
     tenant_at: int = 0
 
@@ -329,16 +329,14 @@ def _history_digest_sql(connection: BaseDatabaseWrapper, history: str) -> str:
     # Every column of every change, in the page's order: a change edited in place, added or
     # deleted is another digest. JSON columns go in by PostgreSQL's 64-bit hash of the jsonb
     # value: printing them as text would cost more than reading the rows.
-    fields = ConfigurationChange._meta.concrete_fields
-    columns = ", ".join(
-        f"jsonb_hash_extended(h.{quote}, 0)" if isinstance(f, JSONField) else f"h.{quote}"
-        for f in fields
-        if (quote := connection.ops.quote_name(f.column))
-    )
+    columns = []
+    for f in ConfigurationChange._meta.concrete_fields:
+        column = f"h.{connection.ops.quote_name(f.column)}"
+        columns.append(f"jsonb_hash_extended({column}, 0)" if isinstance(f, JSONField) else column)
     order = _history_order(connection)
     return (
-        f"(SELECT sha256(convert_to(string_agg(ROW({columns})::text, ',' ORDER BY "  # noqa: S608
-        f"{order}), 'UTF8')) FROM ({history}) h)"
+        f"(SELECT sha256(convert_to(string_agg(ROW({', '.join(columns)})::text, ','"  # noqa: S608
+        f" ORDER BY {order}), 'UTF8')) FROM ({history}) h)"
     )
 
 
