@@ -222,3 +222,60 @@ def test_nothing_is_cached_under_debug(
     rendered.clear()
     _load(client, "557058:alice")
     assert "connect_settings/configure.html" in rendered
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("footer", "shown"),
+    [
+        (  # the token twice
+            "<p>Équipe → {{ connect_session_token }} · {{ connect_session_token }}</p>",
+            "<p>Équipe → T · T</p>",
+        ),
+        ("<p>No token here · ünïcödé</p>", "<p>No token here · ünïcödé</p>"),
+    ],
+)
+def test_a_cached_page_is_the_fresh_render_byte_for_byte(
+    client: Any,
+    connect_tenant: Any,
+    rendered: list[str],
+    settings: Any,
+    footer: str,
+    shown: str,
+) -> None:
+    # The cache keeps the page encoded, split where the token goes.
+    override = (
+        "{% extends 'connect_settings/configure.html' %}{% block footer %}"
+        + footer
+        + "{% endblock %}"
+    )
+    engine = settings.TEMPLATES[0]
+    settings.TEMPLATES = [
+        {
+            **engine,
+            "APP_DIRS": False,
+            "OPTIONS": {
+                **engine["OPTIONS"],
+                "loaders": [
+                    (
+                        "django.template.loaders.locmem.Loader",
+                        {"connect_settings/configure.html": override},
+                    ),
+                    "django.template.loaders.app_directories.Loader",
+                ],
+            },
+        }
+    ]
+    _load(client, "557058:alice")
+    rendered.clear()
+    cached = _load(client, "557058:bob")
+    assert rendered == []  # from the cache
+    with override_settings(DEBUG=True):
+        fresh = _load(client, "557058:bob")
+    tokens = {m.group(1) for m in TOKEN.finditer(cached)} | {
+        m.group(1) for m in TOKEN.finditer(fresh)
+    }
+    for token in tokens:
+        cached, fresh = cached.replace(token, "T"), fresh.replace(token, "T")
+    assert cached == fresh
+    assert shown in cached
