@@ -182,13 +182,12 @@ def test_every_input_of_the_page_changes_it(client: Any, connect_tenant: Any) ->
     assert 'action="/configure"' in response.content.decode()
 
 
-@pytest.mark.django_db
-def test_an_override_that_reads_the_request_context_is_rendered_every_time(
-    client: Any, connect_tenant: Any, rendered: list[str], settings: Any
-) -> None:
+def _override_footer(settings: Any, footer: str) -> None:
+    """An override of ``configure.html`` that extends the package's and replaces its footer."""
     override = (
-        "{% extends 'connect_settings/configure.html' %}"
-        "{% block footer %}<p id='who'>{{ connect.account_id }}</p>{% endblock %}"
+        "{% extends 'connect_settings/configure.html' %}{% block footer %}"
+        + footer
+        + "{% endblock %}"
     )
     engine = settings.TEMPLATES[0]
     settings.TEMPLATES = [
@@ -207,6 +206,13 @@ def test_an_override_that_reads_the_request_context_is_rendered_every_time(
             },
         }
     ]
+
+
+@pytest.mark.django_db
+def test_an_override_that_reads_the_request_context_is_rendered_every_time(
+    client: Any, connect_tenant: Any, rendered: list[str], settings: Any
+) -> None:
+    _override_footer(settings, "<p id='who'>{{ connect.account_id }}</p>")
     assert "<p id='who'>557058:alice</p>" in _load(client, "557058:alice")
     rendered.clear()
     assert "<p id='who'>557058:bob</p>" in _load(client, "557058:bob")
@@ -244,28 +250,7 @@ def test_a_cached_page_is_the_fresh_render_byte_for_byte(
     shown: str,
 ) -> None:
     # The cache keeps the page encoded, split where the token goes.
-    override = (
-        "{% extends 'connect_settings/configure.html' %}{% block footer %}"
-        + footer
-        + "{% endblock %}"
-    )
-    engine = settings.TEMPLATES[0]
-    settings.TEMPLATES = [
-        {
-            **engine,
-            "APP_DIRS": False,
-            "OPTIONS": {
-                **engine["OPTIONS"],
-                "loaders": [
-                    (
-                        "django.template.loaders.locmem.Loader",
-                        {"connect_settings/configure.html": override},
-                    ),
-                    "django.template.loaders.app_directories.Loader",
-                ],
-            },
-        }
-    ]
+    _override_footer(settings, footer)
     _load(client, "557058:alice")
     rendered.clear()
     cached = _load(client, "557058:bob")
