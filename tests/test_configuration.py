@@ -63,6 +63,18 @@ def test_reloaded_on_setting_changed(settings):
     assert connect_settings.APP_KEY == "second"
 
 
+def test_read_values_do_not_outlive_a_reload(settings):
+    # Values are kept as plain attributes once read: a reload must drop them all, so that a
+    # setting no longer overridden reads its default again.
+    settings.CONNECT_SETTINGS = {"APP_KEY": "x", "JWT_LEEWAY": 5}
+    assert connect_settings.JWT_LEEWAY == 5
+    assert connect_settings.JWT_LEEWAY == 5  # the second read is the plain attribute
+    settings.CONNECT_SETTINGS = {"APP_KEY": "x"}
+    assert connect_settings.JWT_LEEWAY == 30
+    with pytest.raises(AttributeError, match="NO_SUCH_SETTING"):
+        connect_settings.NO_SUCH_SETTING  # noqa: B018
+
+
 def test_production_config_is_clean(settings):
     assert _check_ids(settings) == set()
 
