@@ -32,6 +32,7 @@ MAX_TOKEN_LENGTH = 8192
 # base64url without padding (PyJWT accepts up to two '=' when the length is a multiple of 4,
 # and so do we; anything else outside the alphabet is refused, never skipped).
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
+_TO_STANDARD = bytes.maketrans(b"-_+/", b"+/!!")
 _HS256_HEADER = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=").decode() + "."
 _header_memo: dict[str, dict[str, Any]] = {}
 _HEADER_MEMO_SIZE = 64
@@ -41,26 +42,37 @@ def _malformed(what: str = "The token is not a JWT.") -> TokenError:
     return TokenError(what, code="malformed_token")
 
 
-def _unpadded(segment: str) -> str:
-    """The segment without its padding, refusing what PyJWT refuses."""
+def _strip_padding(segment: str) -> str:
+    """The segment without its padding, refusing padding PyJWT refuses (alphabet unchecked)."""
     stripped = segment.rstrip("=")
     padding = len(segment) - len(stripped)
     if padding and (padding > 2 or len(segment) % 4):
         raise _malformed()
-    if len(stripped) % 4 == 1 or not _SEGMENT.fullmatch(stripped):
+    if len(stripped) % 4 == 1:
+        raise _malformed()
+    return stripped
+
+
+def _unpadded(segment: str) -> str:
+    """The segment without its padding, refusing what PyJWT refuses."""
+    stripped = _strip_padding(segment)
+    if not _SEGMENT.fullmatch(stripped):
         raise _malformed()
     return stripped
 
 
 def segment_bytes(segment: str) -> bytes:
     """Decode one base64url segment (non-canonical spellings refused, as PyJWT does)."""
-    stripped = _unpadded(segment)
+    stripped = _strip_padding(segment)
+    # binascii's strict mode checks the alphabet in C (half the cost of a regex plus
+    # base64's wrappers on a payload); '+' and '/' are mapped out of it, as base64url has none.
     try:
-        decoded = base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
-    except (binascii.Error, ValueError):
+        standard = stripped.encode("ascii").translate(_TO_STANDARD)
+        decoded = binascii.a2b_base64(standard + b"=" * (-len(standard) % 4), strict_mode=True)
+    except (UnicodeEncodeError, binascii.Error):
         raise _malformed() from None
     # Leftover bits must be zero: two spellings of one token would defeat replay checks.
-    if base64.urlsafe_b64encode(decoded).rstrip(b"=").decode() != stripped:
+    if binascii.b2a_base64(decoded, newline=False).rstrip(b"=") != standard:
         raise _malformed()
     return decoded
 
