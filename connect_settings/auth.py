@@ -105,6 +105,41 @@ def mint_session_token(
     return token
 
 
+#: Session tokens whose signature verified, by their text: (their claims as JSON, the client
+#: key, the encrypted secret that verified them). A page sends one token with each AJAX call
+#: until it swaps in the next X-acpt, which changes at most once a second; a repeat skips the
+#: base64 decoding and the HMAC, nothing else (every claim is checked again, on a fresh copy).
+#: Page tokens are not kept: each is new, and their qsh is checked per request anyway.
+_verified: dict[str, tuple[str, str, str]] = {}
+_VERIFIED_SIZE = 4096
+
+
+def _remember(token: str, claims: dict[str, Any], tenant: Tenant) -> None:
+    if len(_verified) >= _VERIFIED_SIZE:
+        _verified.clear()  # a flood of distinct tokens only ever costs a full verification
+    _verified[token] = (json.dumps(claims), tenant.client_key, tenant.shared_secret_encrypted)
+
+
+def _seen_before(token: str, leeway: float) -> tuple[Tenant, dict[str, Any]] | None:
+    """A session token verified earlier, checked again but for its signature (the same text,
+    with the same secret, still stored); None when it must be verified in full."""
+    seen = _verified.get(token)
+    if seen is None:
+        return None
+    payload, client_key, ciphertext = seen
+    tenant = get_tenant(client_key)
+    claims = json.loads(payload)
+    if (
+        tenant is None
+        or tenant.shared_secret_encrypted != ciphertext  # reinstalled, or re-encrypted
+        or _claim_client_key(claims) != (client_key, True)  # the app key changed
+    ):
+        _verified.pop(token, None)
+        return None
+    hs256.check_claims(claims, leeway=leeway, require=hs256.REQUIRED)
+    return tenant, claims
+
+
 def _fail(code: str, message: str) -> AuthenticationFailed:
     return AuthenticationFailed(message, code=code)
 
@@ -203,6 +238,28 @@ def _claim_client_key(claims: dict[str, Any]) -> tuple[str, bool]:
     return iss, False
 
 
+def _verify_in_full(token: str, leeway: float) -> tuple[Tenant, dict[str, Any], bool]:
+    """(tenant, verified claims, whether it is one of our session tokens)."""
+    parsed = hs256.parse(token)  # once: the claims name the tenant, whose secret verifies
+    client_key, is_session = _claim_client_key(parsed.claims)
+    tenant = get_tenant(client_key)
+    if tenant is None:
+        raise _fail("unknown_tenant", "The token's tenant is not installed here.")
+    try:
+        claims = hs256.verify(parsed, tenant.shared_secret, leeway=leeway)
+    except TokenError as err:
+        if err.code != "bad_signature":
+            raise
+        # The cached row may predate a reinstall that another worker just committed.
+        tenant = get_tenant(client_key, fresh=True)
+        if tenant is None:
+            raise
+        claims = hs256.verify(parsed, tenant.shared_secret, leeway=leeway)
+    if is_session:
+        _remember(token, claims, tenant)
+    return tenant, claims, is_session
+
+
 def verify_token(
     request: HttpRequest,
     token: str,
@@ -212,21 +269,12 @@ def verify_token(
 ) -> ConnectContext:
     leeway = float(connect_settings.JWT_LEEWAY)
     try:
-        parsed = hs256.parse(token)  # once: the claims name the tenant, whose secret verifies
-        client_key, is_session = _claim_client_key(parsed.claims)
-        tenant = get_tenant(client_key)
-        if tenant is None:
-            raise _fail("unknown_tenant", "The token's tenant is not installed here.")
-        try:
-            claims = hs256.verify(parsed, tenant.shared_secret, leeway=leeway)
-        except TokenError as err:
-            if err.code != "bad_signature":
-                raise
-            # The cached row may predate a reinstall that another worker just committed.
-            tenant = get_tenant(client_key, fresh=True)
-            if tenant is None:
-                raise
-            claims = hs256.verify(parsed, tenant.shared_secret, leeway=leeway)
+        seen = _seen_before(token, leeway)
+        if seen is not None:
+            tenant, claims = seen
+            is_session = True
+        else:
+            tenant, claims, is_session = _verify_in_full(token, leeway)
     except TokenError as err:
         raise _fail(err.code, err.message) from err
 

@@ -26,6 +26,8 @@ from typing import Any
 
 from .errors import TokenError
 
+#: Claims every Connect token must carry.
+REQUIRED = ("iss", "iat", "exp")
 #: The longest token we look at; real Connect tokens are well under 2 KiB.
 MAX_TOKEN_LENGTH = 8192
 
@@ -166,7 +168,7 @@ def verify(
     secret: str,
     *,
     leeway: float = 30,
-    require: Iterable[str] = ("iss", "iat", "exp"),
+    require: Iterable[str] = REQUIRED,
 ) -> dict[str, Any]:
     """The claims of an HS256 token signed with ``secret``; :class:`TokenError` otherwise."""
     if parsed.header.get("alg") != "HS256":
