@@ -393,7 +393,7 @@ def page_path(tenant: BenchTenant, ttl: int, path: str = "/configure") -> str:
     return f"{path}?{PAGE_QUERY}&jwt={mint_hs256(claims, tenant.secret, ttl=ttl)}"
 
 
-def session_token(tenant: BenchTenant, ttl: int) -> str:
+def session_token(tenant: BenchTenant, ttl: int, *, now: float | None = None) -> str:
     """An app session token (``X-acpt``) as both sides mint them; both accept it."""
     from connect_settings.jwt.tokens import mint_hs256
 
@@ -403,7 +403,14 @@ def session_token(tenant: BenchTenant, ttl: int) -> str:
         "aud": [tenant.client_key],
         "context": {},
     }
-    return mint_hs256(claims, tenant.secret, ttl=ttl)
+    return mint_hs256(claims, tenant.secret, ttl=ttl, now=now)
+
+
+def session_tokens(tenant: BenchTenant, ttl: int, count: int) -> list[str]:
+    """``count`` distinct session tokens, issued one second apart (the newest now): what a
+    page that swaps in each answer's ``X-acpt`` sends over ``count`` seconds."""
+    now = int(time.time())
+    return [session_token(tenant, ttl, now=now - k) for k in range(count)]
 
 
 def install_token(tenant: BenchTenant, private_key: Any, kid: str, app_base_url: str) -> str:
@@ -439,12 +446,18 @@ class Req:
     path: str
     authorization: str = ""
     body: str = ""
+    #: Authorizations to send in turn, the next one every wall-clock second (replay.lua), as a
+    #: page does that swaps in each answer's X-acpt; ``authorization`` is sent otherwise.
+    rotate: tuple[str, ...] = ()
 
     def line(self) -> str:
-        for part in (self.path, self.authorization, self.body):
+        auth = "|".join(self.rotate) if self.rotate else self.authorization
+        for part in (self.path, auth, self.body):
             if "\t" in part or "\n" in part:
                 raise ValueError("requests for replay.lua cannot hold tabs or newlines")
-        return f"{self.method}\t{self.path}\t{self.authorization}\t{self.body}"
+        if self.rotate and any("|" in a for a in self.rotate):
+            raise ValueError("rotated authorizations cannot hold '|'")
+        return f"{self.method}\t{self.path}\t{auth}\t{self.body}"
 
 
 def write_requests(path: Path, requests: list[Req]) -> Path:

@@ -226,4 +226,20 @@ def micro_markdown(data: dict[str, Any]) -> str:
         f"- W4 minus /health in-process (auth + the settings query): "
         f"{d['w4_minus_health_us']:.0f} µs",
     ]
+    interleaved = data.get("overhead_interleaved")
+    if interleaved:
+        floor_min = d["floor_min_us"]
+        lines += [
+            "",
+            "Authentication overhead, interleaved (empty view; batches of 40 requests of each "
+            "kind in turn; median of the per-round differences to the unauthenticated batch):",
+            "",
+            "| request | median µs | overhead µs | x floor (min) |",
+            "|---|---:|---:|---:|",
+        ]
+        for kind, f in interleaved.items():
+            lines.append(
+                f"| {kind} | {f['median_us']:.1f} | {f['overhead_median_us']:.1f} | "
+                f"{f['overhead_median_us'] / floor_min:.0f} |"
+            )
     return "\n".join(lines) + "\n"

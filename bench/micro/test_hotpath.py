@@ -11,6 +11,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import json
+import os
+import statistics
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -198,3 +203,51 @@ def test_request_health(benchmark: Any, call: Caller) -> None:
 
 def test_request_w4_settings(benchmark: Any, call: Caller, session_token: str) -> None:
     _bench_request(benchmark, call, Req("GET", "/api/settings", f"JWT {session_token}"))
+
+
+# --- authentication overhead, interleaved ------------------------------------------------------
+
+
+def test_auth_overhead_interleaved(call: Caller, session_token: str) -> None:
+    """What authentication adds to an empty view, in alternating batches of 40 requests, so
+    that the machine's drift hits every kind alike (pytest-benchmark times each benchmark on
+    its own, seconds apart, and the difference of two of them is mostly noise). Kinds: a
+    session token sent again (a page's burst of calls, within the second its X-acpt lives), a
+    new session token on every request (a first use: full verification), and a page token.
+    Writes ``BENCH_OVERHEAD_OUT`` (JSON) when set; ``bench/run.py micro`` reports it."""
+    batch, rounds = 40, 150
+    fresh = iter(harness.session_tokens(TENANT, 3 * rounds * batch, (rounds + 10) * batch))
+    kinds = {
+        "unauthenticated": lambda: Req("GET", "/bench/empty"),
+        "session_repeated": lambda: Req("GET", "/bench/session", f"JWT {session_token}"),
+        "session_new": lambda: Req("GET", "/bench/session", f"JWT {next(fresh)}"),
+        "page": lambda: Req("GET", harness.page_path(TENANT, TTL, "/bench/page")),
+    }
+    page = kinds["page"]()
+    kinds["page"] = lambda: page  # one page token (page tokens are never kept: no memo)
+    for _ in range(5):
+        for make in kinds.values():
+            for _ in range(batch):
+                call(make())
+    times: dict[str, list[float]] = {name: [] for name in kinds}
+    for _ in range(rounds):
+        for name, make in kinds.items():
+            reqs = [make() for _ in range(batch)]  # built outside the timed loop
+            start = time.perf_counter()
+            for req in reqs:
+                call(req)
+            times[name].append((time.perf_counter() - start) / batch * 1e6)
+    base = times["unauthenticated"]
+    result = {
+        name: {
+            "median_us": statistics.median(t),
+            "overhead_median_us": statistics.median(a - b for a, b in zip(t, base, strict=True)),
+        }
+        for name, t in times.items()
+    }
+    for name, r in result.items():
+        print(f"{name}: {r['median_us']:.1f} µs, +{r['overhead_median_us']:.1f} µs")
+    assert result["session_new"]["overhead_median_us"] > 0
+    out = os.environ.get("BENCH_OVERHEAD_OUT")
+    if out:
+        Path(out).write_text(json.dumps(result, indent=1) + "\n")
