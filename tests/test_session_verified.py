@@ -108,9 +108,9 @@ def test_each_request_gets_its_own_copy_of_the_claims(rf, connect_tenant):
 def test_the_memo_is_bounded(rf, connect_tenant, monkeypatch):
     monkeypatch.setattr(auth, "_VERIFIED_SIZE", 3)
     monkeypatch.setattr(auth, "_verified", {})
+    monkeypatch.setattr(hs256, "time", types.SimpleNamespace(time=lambda: 1_800_000_100))
     for second in range(10):
         token = mint_session_token(connect_tenant, "u1", now=1_800_000_000 + second)
-        monkeypatch.setattr(hs256, "time", types.SimpleNamespace(time=lambda: 1_800_000_100))
         auth.authenticate_request(rf.get("/x", HTTP_AUTHORIZATION=f"JWT {token}"))
         assert len(auth._verified) <= 3
     assert token in auth._verified
