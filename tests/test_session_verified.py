@@ -10,6 +10,7 @@ import pytest
 
 from connect_settings import auth
 from connect_settings.auth import mint_session_token
+from connect_settings.conf import connect_settings
 from connect_settings.jwt import hs256
 from connect_settings.tenants import invalidate
 from connect_settings.testing import DEFAULT_SECRET, page_token
@@ -59,6 +60,7 @@ def test_page_tokens_are_not_kept(client, connect_tenant, signatures):
 def test_a_reinstall_with_a_new_secret_refuses_a_kept_token(client, connect_tenant):
     token = mint_session_token(connect_tenant, "u1")
     assert _get(client, token).status_code == 200
+    assert token in auth._verified
     connect_tenant.shared_secret = "a-rotated-secret-" + "x" * 30
     connect_tenant.save()
     invalidate("test-client-key")
@@ -70,6 +72,7 @@ def test_a_reinstall_with_a_new_secret_refuses_a_kept_token(client, connect_tena
 def test_an_uninstall_refuses_a_kept_token(client, connect_tenant):
     token = mint_session_token(connect_tenant, "u1")
     assert _get(client, token).status_code == 200
+    assert token in auth._verified
     connect_tenant.installed = False
     connect_tenant.save()
     invalidate("test-client-key")
@@ -82,7 +85,8 @@ def test_a_kept_token_still_expires(client, connect_tenant, monkeypatch):
     assert token in auth._verified
     exp = hs256.parse(token).claims["exp"]
     # The claim checks read the clock through hs256's own `time`: move only theirs.
-    monkeypatch.setattr(hs256, "time", types.SimpleNamespace(time=lambda: exp + 31))
+    late = exp + connect_settings.JWT_LEEWAY + 1
+    monkeypatch.setattr(hs256, "time", types.SimpleNamespace(time=lambda: late))
     assert _get(client, token).json()["error"] == "token_expired"
 
 
