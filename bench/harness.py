@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,20 +66,44 @@ def group_rss_kib(pgid: int) -> int:
     return total
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU time used so far by the live processes of a process group."""
+def _processes_cpu_seconds(
+    wanted: Callable[[str, list[str]], bool], *, reaped: bool = False
+) -> float:
+    """User + system CPU time used so far by the live processes ``wanted(name, fields)``
+    picks (``fields``: /proc/<pid>/stat after the name), and with ``reaped`` that of their
+    children which ended and were waited for."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
-            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid:
+            head, _, tail = Path(entry.path, "stat").read_text().rpartition(")")
+            fields = tail.split()
+            if wanted(head.partition("(")[2], fields):
                 total += int(fields[11]) + int(fields[12])  # utime, stime
+                if reaped:
+                    total += int(fields[13]) + int(fields[14])  # cutime, cstime
         except (OSError, ValueError, IndexError):
             continue
     return total / ticks
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU time used so far by the live processes of a process group."""
+    return _processes_cpu_seconds(lambda _name, fields: int(fields[2]) == pgid)
+
+
+def database_cpu_seconds() -> float:
+    """CPU time used so far by the PostgreSQL server (both sides' backends: only one side
+    runs at a time). Backends and workers that ended count through the postmaster, which
+    reaps them."""
+    return _processes_cpu_seconds(lambda name, _fields: name == "postgres", reaped=True)
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(all, idle) clock ticks of every core so far, for a busy fraction over a run."""
+    return _cpu_times()
 
 
 def _cpu_times() -> tuple[int, int]:

@@ -21,12 +21,18 @@ def _max_busy(results: dict[str, Any]) -> float:
     return max((r.get("busy_before", 0.0) for r in runs), default=0.0)
 
 
+def _optional(figures: dict[str, Any], name: str, fmt: str = "{:.0f}") -> str:
+    """A figure older result files lack."""
+    return fmt.format(figures[name]) if name in figures else ""
+
+
 def side_by_side_markdown(results: dict[str, Any]) -> str:
     cfg = results["config"]
     g = cfg["gunicorn"]
     lines = [
-        "| workload | side | req/s | p50 ms | p99 ms | errors | RSS MiB | CPU µs/req |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| workload | side | req/s | p50 ms | p99 ms | errors | RSS MiB | CPU µs/req "
+        "| DB CPU µs/req | busy |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, w in results["workloads"].items():
         for side in ("ours", "ace"):
@@ -34,14 +40,20 @@ def side_by_side_markdown(results: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} | {LABELS[side]} | {s['rps']:.0f} | {s['p50_ms']:.2f} | "
                 f"{s['p99_ms']:.2f} | {s['errors']} | {s['rss_mib']:.0f} | "
-                f"{s['cpu_us_per_request']:.0f} |"
+                f"{s['cpu_us_per_request']:.0f} | {_optional(s, 'db_cpu_us_per_request')} | "
+                f"{_optional(s, 'busy_during', '{:.0%}')} |"
             )
         o, a = w["ours"], w["ace"]
+        db_ratio = (
+            f"{o['db_cpu_us_per_request'] / a['db_cpu_us_per_request']:.2f}x"
+            if o.get("db_cpu_us_per_request") and a.get("db_cpu_us_per_request")
+            else ""
+        )
         lines.append(
             f"| {name} | **ours / ACE** | **{o['rps'] / a['rps']:.2f}x** | "
             f"{o['p50_ms'] / a['p50_ms']:.2f}x | **{o['p99_ms'] / a['p99_ms']:.2f}x** | | "
             f"{o['rss_mib'] / a['rss_mib']:.2f}x | "
-            f"{o['cpu_us_per_request'] / a['cpu_us_per_request']:.2f}x |"
+            f"{o['cpu_us_per_request'] / a['cpu_us_per_request']:.2f}x | {db_ratio} | |"
         )
     out = [
         f"{cfg['connections']} connections, {cfg['duration_s']:g} s per run, "
@@ -50,7 +62,9 @@ def side_by_side_markdown(results: dict[str, Any]) -> str:
         + (f" ({g['threads']} threads)" if g["threads"] > 1 else "")
         + f", node cluster of {cfg['ace_workers']}. Figures are means over rounds "
         "(RSS: the peak of the process group; CPU: user + system time of the side's processes "
-        "per request). Each run started once the machine was at most "
+        "per request; DB CPU: the same for the PostgreSQL server's processes; busy: how much of "
+        "both cores the whole machine used during the run). Each run started once the "
+        "machine was at most "
         f"{cfg.get('max_busy', 1):.0%} busy with other work (highest seen: "
         f"{_max_busy(results):.0%}).",
         "",

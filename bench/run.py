@@ -125,6 +125,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "requests": sum(r["requests"] for r in runs),
         "rss_mib": max(r["rss_kib"] for r in runs) / 1024,
         "cpu_us_per_request": statistics.mean(r["cpu_us_per_request"] for r in runs),
+        "db_cpu_us_per_request": statistics.mean(r["db_cpu_us_per_request"] for r in runs),
+        "busy_during": statistics.mean(r["busy_during"] for r in runs),
         "rounds": runs,
     }
 
@@ -210,16 +212,25 @@ def side_by_side(args: argparse.Namespace) -> int:
         def measure(side: str, name: str, connections: int, duration: float) -> dict[str, Any]:
             busy = harness.wait_for_quiet(args.max_busy, args.quiet_timeout)
             cpu_before = services[side].cpu_seconds()
+            db_before = harness.database_cpu_seconds()
+            ticks_before, idle_before = harness.machine_ticks()
             with harness.RssSampler(services[side]) as rss:
                 figures = harness.wrk(
                     base[side], files[side][name], connections=connections, duration=duration
                 )
             cpu = services[side].cpu_seconds() - cpu_before
+            db_cpu = harness.database_cpu_seconds() - db_before
+            ticks, idle = harness.machine_ticks()
+            requests = max(figures["requests"], 1)
             figures["rss_kib"] = rss.peak_kib
             figures["side"] = side
             figures["busy_before"] = busy
             # CPU per request: what the side itself spent, robust to other load on the machine.
-            figures["cpu_us_per_request"] = cpu * 1e6 / max(figures["requests"], 1)
+            figures["cpu_us_per_request"] = cpu * 1e6 / requests
+            # And what PostgreSQL spent for it: with two cores shared by the app, the database
+            # and wrk, the database's share is capacity the app does not get.
+            figures["db_cpu_us_per_request"] = db_cpu * 1e6 / requests
+            figures["busy_during"] = 1.0 - (idle - idle_before) / max(ticks - ticks_before, 1)
             return figures
 
         runs: dict[str, dict[str, list[dict[str, Any]]]] = {
@@ -246,6 +257,8 @@ def side_by_side(args: argparse.Namespace) -> int:
                         f"p99 {figures['latency_us']['p99'] / 1000:6.2f} ms  "
                         f"errors {figures['error_count']}  rss {figures['rss_kib'] / 1024:.0f} MiB"
                         f"  cpu/req {figures['cpu_us_per_request']:.0f} µs"
+                        f"  db cpu/req {figures['db_cpu_us_per_request']:.0f} µs"
+                        f"  busy {figures['busy_during']:.0%}"
                         f"  busy before {figures['busy_before']:.0%}",
                         flush=True,
                     )

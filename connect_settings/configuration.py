@@ -273,13 +273,16 @@ class _Statement:
     #: For a read: per column (by position), the converters and the expression they take.
     converters: tuple[tuple[int, list[Any], Any], ...] = ()
 
+    def params(
+        self, connection: BaseDatabaseWrapper, values: Mapping[str, Any], by_name: Mapping[str, Any]
+    ) -> list[Any]:
+        params = [f.get_db_prep_save(values[f.attname], connection) for f in self.fields]
+        return params + [by_name[name] for name in self.names]
+
     def execute(
         self, cursor: CursorWrapper, values: Mapping[str, Any] | None = None, **by_name: Any
     ) -> None:
-        connection = cursor.db
-        given = values or {}
-        params = [f.get_db_prep_save(given[f.attname], connection) for f in self.fields]
-        cursor.execute(self.sql, params + [by_name[name] for name in self.names])
+        cursor.execute(self.sql, self.params(cursor.db, values or {}, by_name))
 
     def fetch_one(self, cursor: CursorWrapper, **by_name: Any) -> list[Any] | None:
         self.execute(cursor, **by_name)
@@ -294,6 +297,30 @@ class _Statement:
 
 
 _statements: dict[tuple[str, str, str], _Statement] = {}
+
+#: A write to run: the statement, the values of its fields, its other parameters by name.
+_Write = tuple[_Statement, Mapping[str, Any], Mapping[str, Any]]
+
+
+def _execute_writes(cursor: CursorWrapper, writes: list[_Write]) -> None:
+    """Run the save's writes, in one round trip on PostgreSQL.
+
+    A sync worker waits for each statement's round trip, so a save's writes cost it more
+    wall time than CPU. PostgreSQL runs data-modifying statements as parts of one (``WITH w0
+    AS (UPDATE ...), w1 AS (UPDATE ...) INSERT ...``): each part is the ORM's SQL unchanged,
+    all see the snapshot the statement starts with (the writes touch different rows), and
+    all happen or none, as in the transaction anyway. Other databases run them in turn.
+    """
+    if cursor.db.vendor != "postgresql" or len(writes) == 1:
+        for statement, values, by_name in writes:
+            statement.execute(cursor, values, **by_name)
+        return
+    *first, (last, _, _) = writes
+    sql = "WITH " + ", ".join(f"w{i} AS ({w[0].sql})" for i, w in enumerate(first))
+    params: list[Any] = []
+    for statement, values, by_name in writes:
+        params += statement.params(cursor.db, values, by_name)
+    cursor.execute(f"{sql} {last.sql}", params)
 
 
 def _statement(connection: BaseDatabaseWrapper, kind: str) -> _Statement:
@@ -393,20 +420,23 @@ def _write_values(
     row: list[Any] | None,
     value: dict[str, Any],
     now: datetime,
-) -> None:
+) -> list[_Write]:
     """Store the configuration as :func:`store.set` does (mirror outbox rows in this
-    transaction, ``setting_changed`` after commit), reusing the row the save has locked."""
+    transaction, ``setting_changed`` after commit), reusing the row the save has locked.
+
+    Returns the write of the values row for the caller to run with its own writes (none on
+    the first save, which goes through the store's upsert: it copes with a concurrent
+    store.set)."""
     key = _setting_key()
     if row is None:
-        # The first save: the store's upsert also copes with a concurrent store.set.
         store.set(key, value, tenant)
-        return
+        return []
     store.check_value(value)
     row_id, old = row
-    write = _statement(cursor.db, "write_values")
-    write.execute(cursor, {"value": value, "updated_at": now}, row=row_id)
     mirror.record(tenant, key, value)
     store.notify_changed(tenant, key, old, value, deleted=False)
+    write = _statement(cursor.db, "write_values")
+    return [(write, {"value": value, "updated_at": now}, {"row": row_id})]
 
 
 def mirror_changes(tenant: Tenant) -> dict[str, Any]:
@@ -457,11 +487,13 @@ def save_configuration(
             return SaveResult(redact(form_class, old), current_version, updated_at, [])
         now = timezone.now()
         # Keys the form no longer declares are kept: an older release may still need them.
-        _write_values(cursor, tenant, row, {**stored, **cleaned}, now)
+        writes = _write_values(cursor, tenant, row, {**stored, **cleaned}, now)
         new_version = current_version + 1
         updated_by = f"staff:{staff_user}" if staff_user else (account_id or "")
         configuration = {"version": new_version, "updated_at": now, "updated_by": updated_by}
-        _statement(connection, "write_version").execute(cursor, configuration, tenant=tenant.pk)
+        writes.append(
+            (_statement(connection, "write_version"), configuration, {"tenant": tenant.pk})
+        )
         history = {
             "tenant_id": tenant.pk,
             "version": new_version,
@@ -471,7 +503,8 @@ def save_configuration(
             "source": source,
             "changes": changes,
         }
-        _statement(connection, "history").execute(cursor, history)
+        writes.append((_statement(connection, "history"), history, {}))
+        _execute_writes(cursor, writes)
         changed = list(changes)
     mirrored = mirror_changes(tenant)
     logger.info(
