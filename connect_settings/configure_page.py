@@ -136,7 +136,9 @@ def digest(value: Any) -> bytes:
     return hashlib.blake2b(canonical.encode(), digest_size=20).digest()
 
 
-def _locale() -> tuple[str | None, str]:
+def page_locale() -> tuple[str | None, str]:
+    """The active language and time zone: part of every cached fragment's key. (Each read
+    costs several microseconds through asgiref's locals: a page reads them once.)"""
     return translation.get_language(), timezone.get_current_timezone_name()
 
 
@@ -144,14 +146,16 @@ def form_part(
     form_class: type[forms.BaseForm],
     stored: Mapping[str, Any],
     stored_digest: bytes | None = None,
+    locale: tuple[str | None, str] | None = None,
 ) -> FormPart:
     """The form part for ``stored``, from the cache when the same inputs were rendered before.
 
-    ``stored_digest`` (``PageState.stored_digest``) saves re-encoding the values to hash them.
+    ``stored_digest`` (``PageState.stored_digest``) saves re-encoding the values to hash them;
+    ``locale``, reading :func:`page_locale` again.
     """
     if settings.DEBUG or not getattr(form_class, "cache_rendering", True):
         return render_form_part(form_class, stored)
-    key = ("form", form_class, stored_digest or digest(stored), *_locale())
+    key = ("form", form_class, stored_digest or digest(stored), *(locale or page_locale()))
     part = _cache.get(key)
     if part is None:
         rendered = render_form_part(form_class, stored)
@@ -219,18 +223,23 @@ def render_history_part(
     form_class: type[forms.BaseForm],
     changes: list[ConfigurationChange],
     rows: tuple[tuple[Any, ...], ...] | None = None,
+    locale: tuple[str | None, str] | None = None,
 ) -> SafeString:
     """The history section rendered now; its entries from the entry cache when ``rows`` (the
     changes as the database returned them) are given."""
     keys: list[tuple[Any, ...] | None] = [None] * len(changes)
     if rows is not None:
-        locale = _locale()
+        locale = locale or page_locale()
         keys = [("entry", form_class, row, *locale) for row in rows]
     history = [HistoryEntry(form_class, c, k) for c, k in zip(changes, keys, strict=True)]
     return SafeString(render_to_string(HISTORY_TEMPLATE, {"history": history}))
 
 
-def history_part(form_class: type[forms.BaseForm], changes: RecentChanges) -> SafeString:
+def history_part(
+    form_class: type[forms.BaseForm],
+    changes: RecentChanges,
+    locale: tuple[str | None, str] | None = None,
+) -> SafeString:
     """The history section for these changes, from the cache when it was rendered before.
 
     Keyed by every column of every change shown, as the database returned them, or on
@@ -240,14 +249,16 @@ def history_part(form_class: type[forms.BaseForm], changes: RecentChanges) -> Sa
     """
     if settings.DEBUG or not getattr(form_class, "cache_rendering", True):
         return render_history_part(form_class, changes.instances)
+    locale = locale or page_locale()
+    key = ("history", form_class, changes.key, *locale)
     try:
-        part = _cache.get(("history", form_class, changes.key, *_locale()))
+        part = _cache.get(key)
     except TypeError:  # a driver returned an unhashable column value: render, don't cache
         return render_history_part(form_class, changes.instances)
     if part is None:
         rows = changes.rows  # read now when only their digest was (the key follows them)
-        part = render_history_part(form_class, changes.instances, rows)
-        _cache.put(("history", form_class, changes.key, *_locale()), part)
+        part = render_history_part(form_class, changes.instances, rows, locale)
+        _cache.put(key, part)
     return part
 
 

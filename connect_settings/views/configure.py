@@ -25,6 +25,7 @@ from ..configure_page import (
     form_part,
     history_part,
     mirror_status,
+    page_locale,
     read_state,
     recent_changes,
 )
@@ -126,7 +127,8 @@ def _page(request: HttpRequest) -> HttpResponse:
     stored = state.stored
     # The fields come rendered (and cached: see configure_page); `form` and `rows` stay in
     # the context, built only if an overriding template asks for them.
-    part = form_part(form_class, stored, state.stored_digest)
+    locale = page_locale()
+    part = form_part(form_class, stored, state.stored_digest, locale)
     form = functools.cache(lambda: build_form(form_class, stored))
     changes = recent_changes(tenant, state)
     mirror = mirror_status(tenant)
@@ -138,7 +140,7 @@ def _page(request: HttpRequest) -> HttpResponse:
         "rows": SimpleLazyObject(lambda: field_rows(form())),
         "app_settings": {"values": part.values, "version": state.version},
         "updated_at": state.updated_at.isoformat() if state.updated_at else None,
-        "history_html": history_part(form_class, changes),
+        "history_html": history_part(form_class, changes, locale),
         "history": SimpleLazyObject(lambda: describe_history(form_class, changes.instances)),
         "mirror": mirror,
         "host_script_url": host_script_url(request, tenant),
