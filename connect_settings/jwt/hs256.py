@@ -114,6 +114,9 @@ class ParsedToken:
     signing_input: str
     #: The signature segment without padding (base64url).
     signature: str
+    #: The claims as the token carries them (decoded JSON text), for a caller that keeps
+    #: them: decoding it again gives a copy of ``claims`` as they were before any change.
+    payload: bytes = b""
 
 
 def parse(token: str) -> ParsedToken:
@@ -125,8 +128,10 @@ def parse(token: str) -> ParsedToken:
         raise _malformed()
     header_seg, payload_seg, signature = parts
     header = _header(header_seg)
-    claims = _json_object(segment_bytes(payload_seg))
-    return ParsedToken(header, claims, f"{header_seg}.{payload_seg}", _unpadded(signature))
+    payload = segment_bytes(payload_seg)
+    claims = _json_object(payload)
+    signing_input = f"{header_seg}.{payload_seg}"
+    return ParsedToken(header, claims, signing_input, _unpadded(signature), payload)
 
 
 def _sign(signing_input: str, secret: str) -> str:
