@@ -336,6 +336,8 @@ def _postgres_only() -> None:
 
 
 def test_the_history_digest_follows_every_change_of_the_rows(connect_tenant):
+    """On PostgreSQL the digest covers each change's row version: every write, even one
+    inside the transaction that wrote the row before, gives another."""
     _postgres_only()
     save_configuration(connect_tenant, {"team_name": "Ops"}, account_id="557058:x")
     first = read_state(connect_tenant).history_digest
@@ -347,12 +349,23 @@ def test_the_history_digest_follows_every_change_of_the_rows(connect_tenant):
     ConfigurationChange.objects.filter(version=1).update(account_id="")
     third = read_state(connect_tenant).history_digest
     assert third not in (None, first, second)
-    # The JSON column (hashed by PostgreSQL rather than printed) counts too.
+    # The JSON column alone counts too.
     ConfigurationChange.objects.filter(version=1).update(changes={"team_name": {"to": "Ops!"}})
     fourth = read_state(connect_tenant).history_digest
     assert fourth not in (None, first, second, third)
+    # Rewriting the same values is another row version: a cache miss, never a stale hit.
+    ConfigurationChange.objects.filter(version=1).update(account_id="")
+    fifth = read_state(connect_tenant).history_digest
+    assert fifth not in (None, first, second, third, fourth)
     ConfigurationChange.objects.filter(version=2).delete()
-    assert read_state(connect_tenant).history_digest not in (None, first, second, third, fourth)
+    assert read_state(connect_tenant).history_digest not in (
+        None,
+        first,
+        second,
+        third,
+        fourth,
+        fifth,
+    )
 
 
 def test_rows_read_after_the_state_key_the_history_by_their_own_digest(client, connect_tenant):
