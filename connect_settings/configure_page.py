@@ -244,8 +244,9 @@ def history_part(
     """The history section for these changes, from the cache when it was rendered before.
 
     Keyed by every column of every change shown, as the database returned them, or on
-    PostgreSQL by the database's SHA-256 of them (and by the form, for its labels), so a
-    change row edited or deleted in the database is a different key like a new one. A hit
+    PostgreSQL by the database's SHA-256 of their ids and row versions (and by the form, for
+    its labels), so a change row edited or deleted in the database is a different key like
+    a new one. A hit
     builds no model instance and decodes no JSON; with a digest, it reads no change row.
     """
     if settings.DEBUG or not getattr(form_class, "cache_rendering", True):
