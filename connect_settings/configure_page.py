@@ -246,8 +246,8 @@ def history_part(
     Keyed by every column of every change shown, as the database returned them, or on
     PostgreSQL by the database's SHA-256 of their ids and row versions (and by the form, for
     its labels), so a change row edited or deleted in the database is a different key like
-    a new one. A hit
-    builds no model instance and decodes no JSON; with a digest, it reads no change row.
+    a new one. A hit builds no model instance and decodes no JSON; with a digest, it reads
+    no change row.
     """
     if settings.DEBUG or not getattr(form_class, "cache_rendering", True):
         return render_history_part(form_class, changes.instances)
@@ -352,8 +352,8 @@ def _row_version_sql(connection: BaseDatabaseWrapper) -> str:
 
 def _history_digest_sql(connection: BaseDatabaseWrapper, history: str) -> str:
     # Every change's id and row version, in the page's order. (A digest of every column's
-    # value, timestamps printed and JSON hashed, took PostgreSQL about 0.7 ms per page load
-    # against 0.1 ms for this, for ten changes.)
+    # value, timestamps printed and JSON hashed, took PostgreSQL 85 µs per state query
+    # against 54 µs for this, for ten changes.)
     version = connection.ops.quote_name(_ROW_VERSION)
     order = _history_order(connection)
     return (
@@ -383,9 +383,9 @@ def _build_state_sql(connection: BaseDatabaseWrapper, limit: int) -> _StateQuery
             f" WHERE {col(ConfigurationChange, 'tenant')} = %s)"
         )
         return _StateQuery(f"SELECT {state}, {exists}{suffix}", "exists")
-    history, tenant_at, fields = _compiled_history(connection.alias, limit)
-    if connection.vendor == "postgresql":
-        history, tenant_at, fields = _compiled_history(connection.alias, limit, versions=True)
+    postgres = connection.vendor == "postgresql"
+    history, tenant_at, fields = _compiled_history(connection.alias, limit, versions=postgres)
+    if postgres:
         digest = _history_digest_sql(connection, history)
         return _StateQuery(f"SELECT {state}, {digest}{suffix}", "digest", 4 + tenant_at)
     # Elsewhere the rows themselves, in the same round trip: the state's one row joined to
