@@ -10,4 +10,5 @@ class ConnectSettingsConfig(AppConfig):
         from . import (
             checks,  # noqa: F401  (registers the system checks)
             conf,  # noqa: F401  (connects the setting_changed receiver)
+            configuration,  # noqa: F401  (connects the receivers that forget page states)
         )

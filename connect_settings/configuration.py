@@ -25,11 +25,13 @@ from django import forms
 from django.db import connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
-from django.db.models import F, Field
+from django.db.models import F, Field, Model
+from django.db.models.signals import post_delete, post_save
 from django.db.models.sql import InsertQuery, UpdateQuery
+from django.dispatch import receiver
 from django.utils import timezone
 
-from . import mirror, store
+from . import mirror, store, tenants
 from .conf import connect_settings
 from .exceptions import ConnectError
 from .forms import (
@@ -110,6 +112,36 @@ class SaveResult:
 
 def _setting_key() -> str:
     return str(connect_settings.CONFIGURE_SETTING_KEY)
+
+
+def state_copy_key(tenant_pk: Any) -> str:
+    """The key under which processes keep a copy of the tenant's configure-page state
+    (``configure_page.read_state``) with the tenant cache's local copies."""
+    return f"configure-state:{tenant_pk}"
+
+
+def forget_state_copies(tenant_pk: Any, *, using: str | None = None) -> None:
+    """Make every process read the tenant's configure-page state from the database again
+    once the current transaction commits. Every write through this package's API, the admin
+    or a model instance's ``save()``/``delete()`` calls it; call it after writing the
+    configuration's rows any other way (``QuerySet.update()``, ``bulk_create()``, SQL), or
+    pages may show the old state for up to ``TENANT_LOCAL_TTL`` seconds."""
+    tenants.forget_local_copies(state_copy_key(tenant_pk), using=using)
+
+
+@receiver(post_save, sender=AddonSetting)
+@receiver(post_delete, sender=AddonSetting)
+@receiver(post_save, sender=Configuration)
+@receiver(post_delete, sender=Configuration)
+@receiver(post_save, sender=ConfigurationChange)
+@receiver(post_delete, sender=ConfigurationChange)
+def _row_written(sender: type[Model], instance: Any, using: str, **kwargs: Any) -> None:
+    if sender is AddonSetting and instance.key != _setting_key():
+        return
+    origin = kwargs.get("origin")  # post_delete: what the deletion started from
+    if isinstance(origin, Tenant) or getattr(origin, "model", None) is Tenant:
+        return  # the tenant goes too, and with it its page: no message per deleted row
+    forget_state_copies(instance.tenant_id, using=using)
 
 
 def stored_values(tenant: Tenant) -> dict[str, Any]:
@@ -505,6 +537,7 @@ def save_configuration(
         }
         writes.append((_statement(connection, "history"), history, {}))
         _execute_writes(cursor, writes)
+        forget_state_copies(tenant.pk, using=connection.alias)  # the writes were SQL
         changed = list(changes)
     mirrored = mirror_changes(tenant)
     logger.info(

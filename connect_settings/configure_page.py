@@ -4,7 +4,9 @@
 newest changes in one round trip (the page used to make four queries). On PostgreSQL it reads
 a SHA-256 of those changes' row versions instead, computed by the database: the rows
 themselves are read only when their rendering is not cached. The mirror status is read only
-when something is mirrored.
+when something is mirrored. With Redis as the tenant cache, each process keeps what that
+query read beside its tenant copies, until a write of any of those rows commits (anywhere)
+or ``TENANT_LOCAL_TTL`` runs out: a warm page load then makes no query at all.
 
 **Rendering.** The page is rendered on every load: it carries a fresh session token, the
 version, the recent history and the mirror status. Its form part (every field's label,
@@ -41,9 +43,11 @@ import hashlib
 import json
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Literal
+from uuid import UUID
 
 from django import forms
 from django.conf import settings
@@ -60,10 +64,11 @@ from django.utils.safestring import SafeString
 
 from . import mirror
 from .conf import connect_settings
-from .configuration import mirror_changes
+from .configuration import mirror_changes, state_copy_key
 from .forms import build_form, describe_change, effective_values, field_rows, redact
 from .lru import LRU
 from .models import AddonSetting, Configuration, ConfigurationChange, Tenant
+from .tenants import keep_local_copy, local_copy
 
 __all__ = [
     "FIELDS_TEMPLATE",
@@ -418,6 +423,11 @@ def _from_db(connection: BaseDatabaseWrapper, field: Field[Any, Any], value: Any
     return value
 
 
+#: What :func:`read_state` reads, as the database returned it: (value, version, updated_at,
+#: has_history, history rows, history digest). Immutable, so a process may keep it.
+_Read = tuple[Any, int | None, Any, bool, tuple[tuple[Any, ...], ...] | None, bytes | None]
+
+
 def read_state(tenant: Tenant) -> PageState:
     """The page's state in one query (scalar subqueries, whatever exists), with the newest
     ``CONFIGURE_HISTORY_ON_PAGE`` changes.
@@ -425,11 +435,57 @@ def read_state(tenant: Tenant) -> PageState:
     The same reads as ``configuration.stored_values`` and ``current_state``: the setting row
     under ``CONFIGURE_SETTING_KEY`` and the tenant's ``Configuration`` row, by tenant id only
     (no join with the tenant table).
+
+    With Redis as ``TENANT_CACHE``, each process keeps what it read beside its tenant copies
+    (see :mod:`connect_settings.tenants`): a warm page load makes no query. Every write drops
+    the copies in every process when it commits (``configuration.forget_state_copies``).
+    Inside a transaction the database is always read, and nothing is kept: the transaction
+    may see its own uncommitted writes.
     """
-    key = str(connect_settings.CONFIGURE_SETTING_KEY)
-    limit = int(connect_settings.CONFIGURE_HISTORY_ON_PAGE)
     # The three tables share a database: save_configuration writes them in one transaction.
     connection = connections[router.db_for_read(AddonSetting)]
+    read: _Read | None = None
+    stamp = None
+    if not connection.in_atomic_block:
+        read, stamp = local_copy(state_copy_key(tenant.pk))
+    if read is None:
+        read = _read_state(connection, tenant)
+        if stamp is not None and _immutable(read):
+            keep_local_copy(state_copy_key(tenant.pk), read, stamp)
+    value, version, updated_at, has_history, history, history_digest = read
+    stored = _from_db(connection, AddonSetting._meta.get_field("value"), value)
+    updated = _from_db(connection, Configuration._meta.get_field("updated_at"), updated_at)
+    return PageState(
+        # Anything but an object (written by hand through store.set) counts as nothing stored.
+        stored=stored if isinstance(stored, dict) else {},
+        version=version or 0,
+        updated_at=updated,
+        has_history=has_history,
+        stored_digest=(
+            hashlib.blake2b(value.encode(), digest_size=20).digest()
+            if isinstance(value, str)
+            else None
+        ),
+        history=history,
+        history_digest=history_digest,
+    )
+
+
+_SCALARS = (str, bytes, int, float, bool, datetime, date, time, Decimal, UUID, type(None))
+
+
+def _immutable(read: _Read) -> bool:
+    # Drivers return JSON as text here, but one that decodes it itself returns dicts, which
+    # every later page would share.
+    value, _version, _updated, _has, history, _digest = read
+    return isinstance(value, (str, type(None))) and (
+        history is None or all(isinstance(cell, _SCALARS) for row in history for cell in row)
+    )
+
+
+def _read_state(connection: BaseDatabaseWrapper, tenant: Tenant) -> _Read:
+    key = str(connect_settings.CONFIGURE_SETTING_KEY)
+    limit = int(connect_settings.CONFIGURE_HISTORY_ON_PAGE)
     query = _state_sql(connection, limit)
     params: list[Any] = [tenant.pk, key, tenant.pk, tenant.pk]
     history: tuple[tuple[Any, ...], ...] | None = None
@@ -452,22 +508,7 @@ def read_state(tenant: Tenant) -> PageState:
             # A change's primary key is never NULL: a row of NULLs means no history.
             history = tuple(row[3:] for row in rows if row[3] is not None)
             has_history = bool(history)
-    stored = _from_db(connection, AddonSetting._meta.get_field("value"), value)
-    updated = _from_db(connection, Configuration._meta.get_field("updated_at"), updated_at)
-    return PageState(
-        # Anything but an object (written by hand through store.set) counts as nothing stored.
-        stored=stored if isinstance(stored, dict) else {},
-        version=version or 0,
-        updated_at=updated,
-        has_history=bool(has_history),
-        stored_digest=(
-            hashlib.blake2b(value.encode(), digest_size=20).digest()
-            if isinstance(value, str)
-            else None
-        ),
-        history=history,
-        history_digest=history_digest,
-    )
+    return value, version, updated_at, bool(has_history), history, history_digest
 
 
 #: The history query per (database alias, limit): compiled by the ORM once, executed after.

@@ -7,6 +7,9 @@ cannot hammer the database.
 
 When that cache is Redis, each process also keeps the entries it has read (for at most
 ``TENANT_LOCAL_TTL`` seconds), which spares every authenticated request a Redis round trip.
+Other per-tenant data read on every request (the configure page's state) is kept the same
+way, under keys of its own, through :func:`local_copy`, :func:`keep_local_copy` and
+:func:`forget_local_copies`.
 Invalidations are published on a Redis channel, and each process drains its subscription,
 without blocking, before every read of its local copies: a change committed by any worker is
 seen by the next request in every other one, as with the shared cache alone. If the
@@ -88,7 +91,8 @@ class _LocalTenants:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.entries: dict[str, tuple[dict[str, Any], float]] = {}
+        #: Keyed by a client key's digest (tenants) or another module's key (local_copy).
+        self.entries: dict[str, tuple[Any, float]] = {}
         #: Counts invalidations seen: a copy read before one must not be kept after it.
         self.generation = 0
         self.pid = 0
@@ -168,7 +172,7 @@ class _LocalTenants:
             return False
         return True
 
-    def get(self, digest: str) -> tuple[dict[str, Any] | None, int | None]:
+    def get(self, digest: str) -> tuple[Any | None, int | None]:
         """(the local copy or None, the stamp to :meth:`put` a copy read now; None: don't)."""
         with self.lock:
             if not self._drained():
@@ -179,7 +183,7 @@ class _LocalTenants:
                 entry = None
             return (entry[0] if entry else None), self.generation
 
-    def put(self, digest: str, fields: dict[str, Any], stamp: int) -> None:
+    def put(self, digest: str, fields: Any, stamp: int) -> None:
         ttl = float(connect_settings.TENANT_LOCAL_TTL)
         with self.lock:
             # Drain, then keep the copy only if nothing was invalidated since it was read.
@@ -267,13 +271,49 @@ def get_tenant(client_key: str, *, fresh: bool = False) -> Tenant | None:
     return tenant
 
 
-def _forget_everywhere(digest: str) -> None:
-    """Delete the shared entry and tell every process to drop its copy."""
+def local_copy(key: str) -> tuple[Any | None, int | None]:
+    """This process's copy under ``key`` (None if it holds none) and the stamp to pass to
+    :func:`keep_local_copy` with a value read from the database now; a stamp of None: keep
+    nothing (the cache is not Redis, or its invalidation channel is down)."""
+    return _local.get(key)
+
+
+def keep_local_copy(key: str, value: Any, stamp: int) -> None:
+    """Keep ``value`` (read after :func:`local_copy` gave ``stamp``) for at most
+    ``TENANT_LOCAL_TTL`` seconds, unless an invalidation arrived since that stamp. The value
+    is handed to every later reader: keep only immutable values."""
+    _local.put(key, value, stamp)
+
+
+def forget_local_copies(key: str, *, using: str | None = None) -> None:
+    """Make every process drop its copy under ``key`` once the current transaction commits
+    (at once outside one). Until then the others' copies are the committed state; a copy
+    read meanwhile is dropped by the message, or not kept (see :func:`keep_local_copy`)."""
+
+    def forget() -> None:
+        try:
+            _forget_everywhere(key, shared=False)
+        except Exception:  # the write has committed: its request must not fail now
+            logger.warning(
+                "Could not publish an invalidation; other processes may keep a copy for up "
+                "to TENANT_LOCAL_TTL seconds"
+            )
+
+    transaction.on_commit(forget, using=using)
+
+
+def _forget_everywhere(digest: str, *, shared: bool = True) -> None:
+    """Delete the shared entry (unless not ``shared``) and tell every process to drop its
+    copy."""
     _local.drop(digest)
     cache = _cache()
     client = _redis_client(cache)
     if client is None:
-        cache.delete(_cache_key(digest))
+        if shared:
+            cache.delete(_cache_key(digest))
+        return
+    if not shared:
+        client.publish(_channel(cache, client), digest)
         return
     # One round trip for both (a reinstall makes this call twice).
     with client.pipeline(transaction=False) as pipe:

@@ -1,4 +1,5 @@
-"""A second worker for test_tenant_cache.py: one client key per input line, one JSON answer.
+"""A second worker for test_tenant_cache.py: one client key per input line, one JSON answer
+(``state <client key>``: that tenant's configure-page state).
 
 Runs the demo project's settings on the test's database and shared cache (given as JSON in
 the environment), and looks tenants up exactly as a request would.
@@ -28,11 +29,24 @@ def main() -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    from connect_settings.configure_page import read_state
     from connect_settings.exceptions import SecretDecryptionError
     from connect_settings.tenants import _local, get_tenant
 
     for line in sys.stdin:
         client_key = line.strip()
+        if client_key.startswith("state "):  # the configure page's state, as a page reads it
+            tenant = get_tenant(client_key.removeprefix("state "))
+            assert tenant is not None
+            with CaptureQueriesContext(connection) as queries:
+                state = read_state(tenant)
+            state_answer = {
+                "stored": state.stored,
+                "version": state.version,
+                "queries": len(queries.captured_queries),
+            }
+            print(json.dumps(state_answer), flush=True)
+            continue
         with CaptureQueriesContext(connection) as queries:
             tenant = get_tenant(client_key)
         if tenant is None:

@@ -23,6 +23,7 @@ from django.db import connection
 from redis_support import redis_answers
 
 from connect_settings import lifecycle
+from connect_settings.configuration import save_configuration
 from connect_settings.testing import install_payload, make_tenant
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -158,3 +159,18 @@ def test_key_rotation_is_seen_by_the_other_worker_at_once(worker: Worker, settin
     assert after["ciphertext"] != before["ciphertext"]
     tenant.refresh_from_db()
     assert after["ciphertext"] == tenant.shared_secret_encrypted
+
+
+def test_a_save_is_seen_by_the_other_worker_s_page_at_once(worker: Worker) -> None:
+    tenant = make_tenant(CLIENT_KEY)
+    save_configuration(tenant, {"team_name": "Ops"})
+    warm(worker)
+    assert worker.get(f"state {CLIENT_KEY}")["queries"] == 1  # type: ignore[index]
+    again = worker.get(f"state {CLIENT_KEY}")
+    assert again is not None and again["version"] == 1
+    # With Redis, the worker keeps the state it read: no query.
+    assert again["queries"] == (0 if redis_answers() else 1)
+    save_configuration(tenant, {"team_name": "Platform"}, version=1)
+    seen = worker.get(f"state {CLIENT_KEY}")
+    assert seen is not None and seen["version"] == 2
+    assert seen["stored"]["team_name"] == "Platform" and seen["queries"] == 1

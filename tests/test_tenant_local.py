@@ -7,16 +7,11 @@ channel breaks.
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.core.cache import caches
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from redis_support import redis_answers
 
 from connect_settings import tenants
 from connect_settings.testing import make_tenant
@@ -24,25 +19,6 @@ from connect_settings.testing import make_tenant
 pytestmark = pytest.mark.django_db
 
 CLIENT_KEY = "local-layer-client-key"
-
-
-@pytest.fixture
-def redis_cache(settings: Any) -> Iterator[Any]:
-    if not redis_answers():
-        if os.environ.get("CI") == "true":
-            pytest.fail("Redis does not answer on 127.0.0.1:6379 (CI=true: it must)")
-        pytest.skip("needs Redis on 127.0.0.1:6379 (CI has it)")
-    settings.CACHES = {
-        **settings.CACHES,
-        "tenants": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:6379/12",
-            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
-        },
-    }
-    settings.CONNECT_SETTINGS = {**settings.CONNECT_SETTINGS, "TENANT_CACHE": "tenants"}
-    yield caches["tenants"]
-    tenants._local.reset()
 
 
 def lookups(client_key: str = CLIENT_KEY) -> tuple[Any, int]:

@@ -1,0 +1,170 @@
+"""Each process's copy of the configure page's state (``configure_page.read_state``).
+
+With Redis as the tenant cache, a process keeps what the state query read, and every write
+of the rows it reads drops the copy once it commits. Cross-process: ``test_tenant_cache.py``.
+These tests commit for real (``transaction=True``): inside a transaction nothing is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from connect_settings import configuration, store, tenants
+from connect_settings.conf import connect_settings as conf
+from connect_settings.configuration import save_configuration
+from connect_settings.configure_page import PageState, read_state
+from connect_settings.models import AddonSetting, Configuration, ConfigurationChange
+from connect_settings.testing import DEFAULT_SECRET, make_tenant, signed_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PAGE = "/configure?xdm_e=https%3A%2F%2Fexample.atlassian.net&cp=&lic=none"
+KEY = str(conf.CONFIGURE_SETTING_KEY)
+
+
+@pytest.fixture
+def tenant(redis_cache: Any) -> Any:
+    return make_tenant()
+
+
+def read(tenant: Any) -> tuple[PageState, int]:
+    with CaptureQueriesContext(connection) as queries:
+        state = read_state(tenant)
+    return state, len(queries.captured_queries)
+
+
+def warm(tenant: Any) -> PageState:
+    read(tenant)
+    state, queries = read(tenant)
+    assert queries == 0
+    return state
+
+
+def test_a_warm_read_makes_no_query_and_gives_the_same_state(tenant: Any) -> None:
+    save_configuration(tenant, {"team_name": "Ops"})
+    first, queries = read(tenant)
+    assert queries == 1
+    second, queries = read(tenant)
+    assert queries == 0
+    assert second == first and second.stored["team_name"] == "Ops" and second.version == 1
+
+
+def test_each_read_gets_its_own_values(tenant: Any) -> None:
+    save_configuration(tenant, {"team_name": "Ops"})
+    state = warm(tenant)
+    state.stored["team_name"] = "changed by a view"  # must not reach the next page
+    assert read(tenant)[0].stored["team_name"] == "Ops"
+
+
+def test_a_page_load_makes_no_query_once_warm(client: Any, tenant: Any) -> None:
+    url = signed_url(tenant.client_key, DEFAULT_SECRET, PAGE)
+    assert client.get(url).status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200 and queries.captured_queries == []
+
+
+def test_a_save_is_read_at_once(tenant: Any) -> None:
+    save_configuration(tenant, {"team_name": "Ops"})
+    warm(tenant)
+    save_configuration(tenant, {"team_name": "Platform"}, version=1)
+    state, queries = read(tenant)
+    assert queries == 1 and state.stored["team_name"] == "Platform" and state.version == 2
+
+
+def test_store_writes_of_the_key_are_read_at_once(tenant: Any) -> None:
+    warm(tenant)
+    store.set(KEY, {"team_name": "Set directly"}, tenant.client_key)
+    assert read(tenant)[0].stored == {"team_name": "Set directly"}
+    warm(tenant)
+    assert store.delete(KEY, tenant.client_key)
+    assert read(tenant)[0].stored == {}
+
+
+def test_writes_of_other_keys_keep_the_copy(tenant: Any) -> None:
+    warm(tenant)
+    store.set("another-key", {"x": 1}, tenant.client_key)
+    assert read(tenant)[1] == 0
+
+
+@pytest.mark.parametrize("write", ["setting", "configuration", "history"])
+def test_model_instance_writes_are_read_at_once(tenant: Any, write: str) -> None:
+    """What the admin and an integrator's ORM code do: save() and delete() of the rows."""
+    save_configuration(tenant, {"team_name": "Ops"})
+    before = warm(tenant)
+    if write == "setting":
+        row = AddonSetting.objects.get(tenant=tenant, key=KEY)
+        row.value = {"team_name": "Edited in the admin"}
+        row.save()
+        assert read(tenant)[0].stored["team_name"] == "Edited in the admin"
+    elif write == "configuration":
+        row = Configuration.objects.get(tenant=tenant)
+        row.version = 7
+        row.save()
+        assert read(tenant)[0].version == 7
+    else:
+        ConfigurationChange.objects.filter(tenant=tenant).delete()  # per instance: signals
+        assert before.has_history and not read(tenant)[0].has_history
+
+
+def test_deleting_a_tenant_sends_no_message_per_row(
+    tenant: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("Ops", "Platform", "Billing"):
+        save_configuration(tenant, {"team_name": name})
+    sent: list[str] = []
+    monkeypatch.setattr(tenants, "_forget_everywhere", lambda key, **kw: sent.append(key))
+    ConfigurationChange.objects.filter(tenant=tenant).first().delete()  # type: ignore[union-attr]
+    key = configuration.state_copy_key(tenant.pk)
+    assert sent == [key]
+    tenant.delete()  # its settings row, its version row and two changes go with it
+    assert sent == [key]
+    assert not AddonSetting.objects.exists() and not ConfigurationChange.objects.exists()
+
+
+def test_inside_a_transaction_the_database_is_read_and_nothing_kept(tenant: Any) -> None:
+    save_configuration(tenant, {"team_name": "Ops"})
+    warm(tenant)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        save_configuration(tenant, {"team_name": "Never committed"})
+        state, queries = read(tenant)
+        assert queries == 1 and state.stored["team_name"] == "Never committed"
+        raise RuntimeError("roll back")
+    state, _ = read(tenant)
+    assert state.stored["team_name"] == "Ops" and state.version == 1
+
+
+def test_a_read_from_before_a_commit_is_not_kept(tenant: Any) -> None:
+    key = configuration.state_copy_key(tenant.pk)
+    _, stamp = tenants.local_copy(key)
+    assert stamp is not None
+    configuration.forget_state_copies(tenant.pk)  # another process's commit, say
+    tenants.keep_local_copy(key, ("read before it",), stamp)
+    assert tenants.local_copy(key)[0] is None
+
+
+def test_other_cache_backends_keep_nothing() -> None:
+    tenant = make_tenant()
+    assert tenants._redis_client(caches[conf.TENANT_CACHE]) is None  # the local memory cache
+    read(tenant)
+    assert read(tenant)[1] == 1
+
+
+def test_a_failed_invalidation_does_not_fail_the_committed_save(
+    tenant: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("Redis went away")
+
+    monkeypatch.setattr(tenants, "_forget_everywhere", broken)
+    with caplog.at_level(logging.WARNING, logger="connect_settings.tenants"):
+        result = save_configuration(tenant, {"team_name": "Ops"})
+    assert result.version == 1
+    assert "Could not publish an invalidation" in caplog.text
+    assert Configuration.objects.get(tenant=tenant).version == 1
