@@ -411,6 +411,55 @@ def _compile(connection: BaseDatabaseWrapper, kind: str) -> _Statement:
     return _Statement(sql, fields, names, converters)
 
 
+def _lock_both_statement(connection: BaseDatabaseWrapper) -> _Statement:
+    """PostgreSQL: the "lock" and "read" statements as one, both rows locked.
+
+    A locking read returns the newest committed version of every row it locks: when a save
+    we queued behind commits, PostgreSQL re-reads both rows (EvalPlanQual) before answering,
+    so the values row is as current as it is after a separate statement. The ORM cannot
+    lock a row reached through a reverse relation, so the SQL is put together here from the
+    models' quoted names, with the two statements' own converters. (Locking only the
+    configuration row would read a stale values row: ``tests/test_configure_postgres.py``
+    fails then.) No row (the first save, or the values row deleted meanwhile): the two
+    statements run as before, the locks already taken being kept."""
+    cache_key = (connection.alias, connection.vendor, "lock_both")
+    found = _statements.get(cache_key)
+    if found is not None:
+        return found
+    lock, read = _statement(connection, "lock"), _statement(connection, "read")
+    quote = connection.ops.quote_name
+
+    def col(model: type[Model], name: str) -> str:
+        return quote(model._meta.get_field(name).column)
+
+    c, s = quote(Configuration._meta.db_table), quote(AddonSetting._meta.db_table)
+    c_tenant, s_tenant = col(Configuration, "tenant"), col(AddonSetting, "tenant")
+    sql = (
+        f"SELECT c.{col(Configuration, 'version')}, c.{col(Configuration, 'updated_at')},"  # noqa: S608
+        f" s.{col(AddonSetting, 'id')}, s.{col(AddonSetting, 'value')}"
+        f" FROM {c} c JOIN {s} s ON s.{s_tenant} = c.{c_tenant}"
+        f" WHERE c.{c_tenant} = %s AND s.{col(AddonSetting, 'key')} = %s FOR UPDATE"
+    )
+    converters = lock.converters + tuple((at + 2, cv, ex) for at, cv, ex in read.converters)
+    found = _statements[cache_key] = _Statement(sql, (), ("tenant", "key"), converters)
+    return found
+
+
+def _lock_and_read(
+    cursor: CursorWrapper, tenant: Tenant
+) -> tuple[int, datetime | None, list[Any] | None]:
+    """(version, updated_at, the values row) of :func:`_lock` and :func:`_locked_values_row`,
+    in one round trip on PostgreSQL when both rows exist (every save but the first)."""
+    if cursor.db.vendor == "postgresql":
+        both = _lock_both_statement(cursor.db).fetch_one(
+            cursor, tenant=tenant.pk, key=_setting_key()
+        )
+        if both is not None:
+            return both[0], both[1], both[2:]
+    version, updated_at = _lock(cursor, tenant)
+    return version, updated_at, _locked_values_row(cursor, tenant)
+
+
 def _lock(cursor: CursorWrapper, tenant: Tenant) -> tuple[int, datetime | None]:
     """The tenant's configuration ``(version, updated_at)``, its row locked until the
     transaction ends (created if need be).
@@ -438,9 +487,10 @@ def _lock(cursor: CursorWrapper, tenant: Tenant) -> tuple[int, datetime | None]:
 def _locked_values_row(cursor: CursorWrapper, tenant: Tenant) -> list[Any] | None:
     """``[id, value]`` of the configuration's setting row, locked, or None.
 
-    Read once the configuration is locked, never in the same statement: on PostgreSQL a
-    statement sees what had committed when it started, so only a later statement sees what
-    the save we queued behind wrote. FOR UPDATE also holds off a direct store.set of the key.
+    Read once the configuration is locked, in a later statement: a statement sees what had
+    committed when it started, except in the rows it locks itself, so only a later statement
+    sees what the save we queued behind wrote (PostgreSQL's one statement for both locks
+    both rows for that reason). FOR UPDATE also holds off a direct store.set of the key.
     """
     read = _statement(cursor.db, "read")
     return read.fetch_one(cursor, tenant=tenant.pk, key=_setting_key())
@@ -500,8 +550,7 @@ def save_configuration(
     connection = connections[router.db_for_write(Configuration)]
     # One cursor for the save's statements (a cursor per statement costs ~25 µs more each).
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-        current_version, updated_at = _lock(cursor, tenant)
-        row = _locked_values_row(cursor, tenant)
+        current_version, updated_at, row = _lock_and_read(cursor, tenant)
         # Anything but an object (written by hand through store.set) counts as nothing stored.
         stored = row[1] if row is not None and isinstance(row[1], dict) else {}
         old = effective_values(form_class, stored)

@@ -94,3 +94,21 @@ def test_saves_without_a_version_all_land_in_order_and_none_is_lost():
         assert change.changes["project_keys"]["from"] == previous
         previous = change.changes["project_keys"]["to"]
     assert store.get("appSettings", "test-client-key")["project_keys"] == previous
+
+
+def test_saves_queued_on_the_locked_rows_read_the_newest_values():
+    """Once the rows exist, a save locks and reads both in one statement: each save queued
+    behind another must still read the values that one committed (see
+    configuration._lock_both_statement), or a history entry's "from" would be stale."""
+    tenant = make_tenant()
+    token = mint_session_token(tenant, "api-client")
+    assert _save(token, {"project_keys": ["P99"]}, None)[0] == 200
+    results = _race(8, lambda i: _save(token, {"project_keys": [f"P{i}"]}, None))
+    assert [status for status, _ in results] == [200] * 8, results
+    changes = list(ConfigurationChange.objects.order_by("version"))
+    assert [c.version for c in changes] == list(range(1, 10))
+    previous = changes[0].changes["project_keys"]["to"]
+    for change in changes[1:]:
+        assert change.changes["project_keys"]["from"] == previous
+        previous = change.changes["project_keys"]["to"]
+    assert store.get("appSettings", "test-client-key")["project_keys"] == previous

@@ -42,8 +42,8 @@ def _save(client: Any, tenant: Tenant, values: dict[str, Any]) -> Any:
 
 
 def test_a_save_is_one_lock_one_read_and_three_writes(client, connect_tenant):
-    """On PostgreSQL the three writes go as one statement (one round trip); elsewhere as
-    three."""
+    """On PostgreSQL the lock and the read go as one statement, and the three writes as
+    another (two round trips); elsewhere as five statements."""
     assert _save(client, connect_tenant, {"team_name": "Ops"}).status_code == 200
     with CaptureQueriesContext(connection) as queries:
         response = _save(client, connect_tenant, {"team_name": "Platform"})
@@ -57,19 +57,24 @@ def test_a_save_is_one_lock_one_read_and_three_writes(client, connect_tenant):
         first = work.pop(0)
         assert first.startswith('UPDATE "connect_settings_configuration"'), sql
     postgres = connection.vendor == "postgresql"
-    assert len(work) == (3 if postgres else 5), sql
-    locked, read, *writes = work
-    assert locked.startswith("SELECT") and "connect_settings_configuration" in locked
-    assert read.startswith("SELECT") and "connect_settings_addonsetting" in read
+    assert len(work) == (2 if postgres else 5), sql
     if postgres:
-        (combined,) = writes
+        locked, combined = work
+        # Both rows in one locking read (see configuration._lock_both_statement).
+        assert locked.startswith("SELECT") and locked.endswith("FOR UPDATE"), sql
+        assert '"connect_settings_configuration" c JOIN "connect_settings_addonsetting" s' in (
+            locked
+        ), sql
         assert combined.startswith('WITH w0 AS (UPDATE "connect_settings_addonsetting"'), sql
         assert 'w1 AS (UPDATE "connect_settings_configuration"' in combined, sql
         assert ') INSERT INTO "connect_settings_configurationchange"' in combined, sql
     else:
+        locked, read, *writes = work
+        assert locked.startswith("SELECT") and "connect_settings_configuration" in locked
+        assert read.startswith("SELECT") and "connect_settings_addonsetting" in read
         assert [w.split()[0] for w in writes] == ["UPDATE", "UPDATE", "INSERT"], writes
-    if connection.features.has_select_for_update:
-        assert locked.endswith("FOR UPDATE") and read.endswith("FOR UPDATE"), sql
+        if connection.features.has_select_for_update:
+            assert locked.endswith("FOR UPDATE") and read.endswith("FOR UPDATE"), sql
     # Nothing mirrored: no outbox read or write; the tenant row is neither read nor locked.
     assert not any("mirrorentry" in q or "connect_settings_tenant" in q for q in sql), sql
     assert len(sql) <= 8, sql
