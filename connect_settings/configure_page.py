@@ -440,13 +440,15 @@ def read_state(tenant: Tenant) -> PageState:
     (see :mod:`connect_settings.tenants`): a warm page load makes no query. Every write drops
     the copies in every process when it commits (``configuration.forget_state_copies``).
     Inside a transaction the database is always read, and nothing is kept: the transaction
-    may see its own uncommitted writes.
+    may see its own uncommitted writes. Nor when reads are routed to another database than
+    writes: a replica may still show a write whose invalidation has already arrived.
     """
     # The three tables share a database: save_configuration writes them in one transaction.
-    connection = connections[router.db_for_read(AddonSetting)]
+    alias = router.db_for_read(AddonSetting)
+    connection = connections[alias]
     read: _Read | None = None
     stamp = None
-    if not connection.in_atomic_block:
+    if not connection.in_atomic_block and alias == router.db_for_write(AddonSetting):
         read, stamp = local_copy(state_copy_key(tenant.pk))
     if read is None:
         read = _read_state(connection, tenant)
