@@ -113,18 +113,32 @@ def test_model_instance_writes_are_read_at_once(tenant: Any, write: str) -> None
         assert before.has_history and not read(tenant)[0].has_history
 
 
-def test_deleting_a_tenant_sends_no_message_per_row(
-    tenant: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def published(redis_cache: Any) -> Any:
+    """A subscription to the invalidation channel; call it for what was published since."""
+    client = tenants._redis_client(redis_cache)
+    pubsub = client.pubsub()
+    pubsub.subscribe(tenants._channel(redis_cache, client))
+    assert pubsub.get_message(timeout=2.0)["type"] == "subscribe"
+
+    def messages() -> list[str]:
+        found = []
+        # PUBLISH answers once Redis has queued the message: it is there to read.
+        while (message := pubsub.get_message(timeout=0.2)) is not None:
+            found.append(message["data"].decode())
+        return found
+
+    return messages
+
+
+def test_deleting_a_tenant_sends_no_message_per_row(tenant: Any, redis_cache: Any) -> None:
     for name in ("Ops", "Platform", "Billing"):
         save_configuration(tenant, {"team_name": name})
-    sent: list[str] = []
-    monkeypatch.setattr(tenants, "_forget_everywhere", lambda key, **kw: sent.append(key))
-    ConfigurationChange.objects.filter(tenant=tenant).first().delete()  # type: ignore[union-attr]
     key = configuration.state_copy_key(tenant.pk)
-    assert sent == [key]
+    messages = published(redis_cache)
+    ConfigurationChange.objects.filter(tenant=tenant).first().delete()  # type: ignore[union-attr]
+    assert messages() == [key]
     tenant.delete()  # its settings row, its version row and two changes go with it
-    assert sent == [key]
+    assert key not in messages()
     assert not AddonSetting.objects.exists() and not ConfigurationChange.objects.exists()
 
 
@@ -173,12 +187,13 @@ def test_other_cache_backends_keep_nothing() -> None:
 
 
 def test_a_failed_invalidation_does_not_fail_the_committed_save(
-    tenant: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tenant: Any, settings: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken(*args: Any, **kwargs: Any) -> None:
-        raise ConnectionError("Redis went away")
-
-    monkeypatch.setattr(tenants, "_forget_everywhere", broken)
+    # Redis goes away after the tenant was read: nothing listens on port 1.
+    settings.CACHES = {
+        **settings.CACHES,
+        "tenants": {**settings.CACHES["tenants"], "LOCATION": "redis://127.0.0.1:1/0"},
+    }
     with caplog.at_level(logging.WARNING, logger="connect_settings.tenants"):
         result = save_configuration(tenant, {"team_name": "Ops"})
     assert result.version == 1
