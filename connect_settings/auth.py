@@ -105,20 +105,23 @@ def mint_session_token(
     return token
 
 
-#: Session tokens whose signature verified, by their text: (their claims as the token's JSON,
-#: the client key, the encrypted secret that verified them). A page sends one token with each
+#: Session tokens whose signature verified, by their text: (their claims as the token's JSON
+#: text, the client key, the encrypted secret that verified them). A page sends one token with each
 #: AJAX call until it swaps in the next X-acpt, which changes at most once a second; a repeat
 #: skips the base64 decoding and the HMAC, nothing else (every claim is checked again, on a
 #: fresh copy decoded from that JSON).
 #: Page tokens are not kept: each is new, and their qsh is checked per request anyway.
-_verified: dict[str, tuple[bytes, str, str]] = {}
+_verified: dict[str, tuple[str, str, str]] = {}
 _VERIFIED_SIZE = 4096
 
 
 def _remember(token: str, parsed: hs256.ParsedToken, tenant: Tenant) -> None:
     if len(_verified) >= _VERIFIED_SIZE:
         _verified.clear()  # a flood of distinct tokens only ever costs a full verification
-    _verified[token] = (parsed.payload, tenant.client_key, tenant.shared_secret_encrypted)
+    # Decoded here as json.loads decodes bytes, once: each repeat then parses the text only.
+    payload = parsed.payload
+    text = payload.decode(json.detect_encoding(payload), "surrogatepass")
+    _verified[token] = (text, tenant.client_key, tenant.shared_secret_encrypted)
 
 
 def _seen_before(token: str, leeway: float) -> tuple[Tenant, dict[str, Any]] | None:

@@ -48,6 +48,8 @@ def _guard(view: V, accept: frozenset[TokenKind]) -> V:
             except AuthenticationFailed as err:
                 return exception_response(err)
             response = await view(request, *args, **kwargs)
+            if hasattr(request, "connect_error"):
+                return response  # ConnectMiddleware ran: it adds the header on the way out
             return add_session_header(request, response)
 
         markcoroutinefunction(async_wrapped)
@@ -59,7 +61,10 @@ def _guard(view: V, accept: frozenset[TokenKind]) -> V:
             request.connect = _resolve(request, accept)  # type: ignore[attr-defined]
         except AuthenticationFailed as err:
             return exception_response(err)
-        return add_session_header(request, view(request, *args, **kwargs))
+        response = view(request, *args, **kwargs)
+        if hasattr(request, "connect_error"):
+            return response  # ConnectMiddleware ran: it adds the header on the way out
+        return add_session_header(request, response)
 
     return csrf_exempt(wrapped)  # type: ignore[return-value]
 

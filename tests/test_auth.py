@@ -313,3 +313,27 @@ def test_request_path_from_raw_uri(rf, raw_uri, expected):
 
     request = rf.get("/configure", RAW_URI=raw_uri)
     assert request_path(request) == expected
+
+
+def test_the_decorators_add_the_session_header_without_the_middleware(rf, connect_tenant):
+    """With ConnectMiddleware the header is added on the way out (once); without it, by the
+    decorator itself, for sync and async views alike."""
+    from asgiref.sync import async_to_sync
+    from django.http import HttpResponse
+
+    from connect_settings.decorators import check_valid_token
+
+    @check_valid_token
+    def view(request: Any) -> HttpResponse:
+        return HttpResponse(b"ok")
+
+    @check_valid_token
+    async def async_view(request: Any) -> HttpResponse:
+        return HttpResponse(b"ok")
+
+    token = mint_session_token(connect_tenant, "557058:decorated")
+    for call in (view, async_to_sync(async_view)):
+        request = rf.get("/anywhere", HTTP_AUTHORIZATION=f"JWT {token}")  # no middleware ran
+        response = call(request)
+        assert response.status_code == 200
+        assert read_unverified(response["X-acpt"])[1]["sub"] == "557058:decorated"
