@@ -359,7 +359,8 @@ def _statement(connection: BaseDatabaseWrapper, kind: str) -> _Statement:
     cache_key = (connection.alias, connection.vendor, kind)
     found = _statements.get(cache_key)
     if found is None:
-        found = _statements[cache_key] = _compile(connection, kind)
+        build = _lock_both_statement if kind == "lock_both" else _compile
+        found = _statements[cache_key] = build(connection, kind)
     return found
 
 
@@ -411,7 +412,7 @@ def _compile(connection: BaseDatabaseWrapper, kind: str) -> _Statement:
     return _Statement(sql, fields, names, converters)
 
 
-def _lock_both_statement(connection: BaseDatabaseWrapper) -> _Statement:
+def _lock_both_statement(connection: BaseDatabaseWrapper, kind: str = "lock_both") -> _Statement:
     """PostgreSQL: the "lock" and "read" statements as one, both rows locked.
 
     A locking read returns the newest committed version of every row it locks: when a save
@@ -422,10 +423,6 @@ def _lock_both_statement(connection: BaseDatabaseWrapper) -> _Statement:
     configuration row would read a stale values row: ``tests/test_configure_postgres.py``
     fails then.) No row (the first save, or the values row deleted meanwhile): the two
     statements run as before, the locks already taken being kept."""
-    cache_key = (connection.alias, connection.vendor, "lock_both")
-    found = _statements.get(cache_key)
-    if found is not None:
-        return found
     lock, read = _statement(connection, "lock"), _statement(connection, "read")
     quote = connection.ops.quote_name
 
@@ -441,8 +438,7 @@ def _lock_both_statement(connection: BaseDatabaseWrapper) -> _Statement:
         f" WHERE c.{c_tenant} = %s AND s.{col(AddonSetting, 'key')} = %s FOR UPDATE"
     )
     converters = lock.converters + tuple((at + 2, cv, ex) for at, cv, ex in read.converters)
-    found = _statements[cache_key] = _Statement(sql, (), ("tenant", "key"), converters)
-    return found
+    return _Statement(sql, (), ("tenant", "key"), converters)
 
 
 def _lock_and_read(
@@ -451,7 +447,7 @@ def _lock_and_read(
     """(version, updated_at, the values row) of :func:`_lock` and :func:`_locked_values_row`,
     in one round trip on PostgreSQL when both rows exist (every save but the first)."""
     if cursor.db.vendor == "postgresql":
-        both = _lock_both_statement(cursor.db).fetch_one(
+        both = _statement(cursor.db, "lock_both").fetch_one(
             cursor, tenant=tenant.pk, key=_setting_key()
         )
         if both is not None:

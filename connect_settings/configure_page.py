@@ -424,8 +424,11 @@ def _from_db(connection: BaseDatabaseWrapper, field: Field[Any, Any], value: Any
 
 
 #: What :func:`read_state` reads, as the database returned it: (value, version, updated_at,
-#: has_history, history rows, history digest). Immutable, so a process may keep it.
-_Read = tuple[Any, int | None, Any, bool, tuple[tuple[Any, ...], ...] | None, bytes | None]
+#: has_history, history rows, history digest), and the value's digest (computed once per
+#: read, not per page). Immutable, so a process may keep it.
+_Read = tuple[
+    Any, int | None, Any, bool, tuple[tuple[Any, ...], ...] | None, bytes | None, bytes | None
+]
 
 
 def read_state(tenant: Tenant) -> PageState:
@@ -454,7 +457,7 @@ def read_state(tenant: Tenant) -> PageState:
         read = _read_state(connection, tenant)
         if stamp is not None and _immutable(read):
             keep_local_copy(state_copy_key(tenant.pk), read, stamp)
-    value, version, updated_at, has_history, history, history_digest = read
+    value, version, updated_at, has_history, history, history_digest, stored_digest = read
     stored = _from_db(connection, AddonSetting._meta.get_field("value"), value)
     updated = _from_db(connection, Configuration._meta.get_field("updated_at"), updated_at)
     return PageState(
@@ -463,11 +466,7 @@ def read_state(tenant: Tenant) -> PageState:
         version=version or 0,
         updated_at=updated,
         has_history=has_history,
-        stored_digest=(
-            hashlib.blake2b(value.encode(), digest_size=20).digest()
-            if isinstance(value, str)
-            else None
-        ),
+        stored_digest=stored_digest,
         history=history,
         history_digest=history_digest,
     )
@@ -479,7 +478,7 @@ _SCALARS = (str, bytes, int, float, bool, datetime, date, time, Decimal, UUID, t
 def _immutable(read: _Read) -> bool:
     # Drivers return JSON as text here, but one that decodes it itself returns dicts, which
     # every later page would share.
-    value, _version, _updated, _has, history, _digest = read
+    value, _version, _updated, _has, history, _digest, _stored_digest = read
     return isinstance(value, (str, type(None))) and (
         history is None or all(isinstance(cell, _SCALARS) for row in history for cell in row)
     )
@@ -510,7 +509,10 @@ def _read_state(connection: BaseDatabaseWrapper, tenant: Tenant) -> _Read:
             # A change's primary key is never NULL: a row of NULLs means no history.
             history = tuple(row[3:] for row in rows if row[3] is not None)
             has_history = bool(history)
-    return value, version, updated_at, bool(has_history), history, history_digest
+    stored_digest = (
+        hashlib.blake2b(value.encode(), digest_size=20).digest() if isinstance(value, str) else None
+    )
+    return value, version, updated_at, bool(has_history), history, history_digest, stored_digest
 
 
 #: The history query per (database alias, limit): compiled by the ORM once, executed after.
