@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -304,12 +305,15 @@ class _Statement:
     names: tuple[str, ...]
     #: For a read: per column (by position), the converters and the expression they take.
     converters: tuple[tuple[int, list[Any], Any], ...] = ()
+    #: The named parameters come before the fields' (the swap's WITH clause comes first).
+    names_first: bool = False
 
     def params(
         self, connection: BaseDatabaseWrapper, values: Mapping[str, Any], by_name: Mapping[str, Any]
     ) -> list[Any]:
         params = [f.get_db_prep_save(values[f.attname], connection) for f in self.fields]
-        return params + [by_name[name] for name in self.names]
+        named = [by_name[name] for name in self.names]
+        return named + params if self.names_first else params + named
 
     def execute(
         self, cursor: CursorWrapper, values: Mapping[str, Any] | None = None, **by_name: Any
@@ -359,7 +363,7 @@ def _statement(connection: BaseDatabaseWrapper, kind: str) -> _Statement:
     cache_key = (connection.alias, connection.vendor, kind)
     found = _statements.get(cache_key)
     if found is None:
-        build = _lock_both_statement if kind == "lock_both" else _compile
+        build = _BUILDERS.get(kind, _compile)
         found = _statements[cache_key] = build(connection, kind)
     return found
 
@@ -367,19 +371,23 @@ def _statement(connection: BaseDatabaseWrapper, kind: str) -> _Statement:
 def _compile(connection: BaseDatabaseWrapper, kind: str) -> _Statement:
     """The ORM's SQL for one of the save's statements: "touch" (SQLite's write lock), "lock"
     (the configuration row), "read" (the values row), "write_values", "write_version", and
-    "history" (the change row)."""
+    "history" (the change row); "version" and "values" are "lock" and "read" unlocked."""
     now = timezone.now()
     fields: tuple[Field[Any, Any], ...] = ()
-    if kind in ("lock", "read"):
+    reads = kind in ("lock", "read", "version", "values")
+    if reads:
         # Lookups by a unique key: no ORDER BY (the settings' default ordering would join, and
         # under FOR UPDATE lock, the tenant row). FOR UPDATE only where the backend has it.
-        if kind == "lock":
+        if kind in ("lock", "version"):
             rows = Configuration.objects.filter(tenant_id=_TENANT)
             columns = ("version", "updated_at")
         else:
             rows = AddonSetting.objects.filter(tenant_id=_TENANT, key=_KEY)
             columns = ("id", "value")
-        query = rows.order_by().select_for_update().values_list(*columns)[:1].query
+        rows = rows.order_by()
+        if kind in ("lock", "read"):
+            rows = rows.select_for_update()
+        query = rows.values_list(*columns)[:1].query
     elif kind == "touch":
         query = Configuration.objects.filter(tenant_id=_TENANT).query.chain(UpdateQuery)
         query.add_update_values({"version": F("version")})
@@ -406,14 +414,15 @@ def _compile(connection: BaseDatabaseWrapper, kind: str) -> _Statement:
         sql, params = compiler.as_sql()
     names = tuple(_NAMES[p] for p in list(params)[len(fields) :])
     converters: tuple[tuple[int, list[Any], Any], ...] = ()
-    if kind in ("lock", "read"):
+    if reads:
         found = compiler.get_converters([expr for expr, _sql, _alias in compiler.select])
         converters = tuple((at, convs, expr) for at, (convs, expr) in found.items())
     return _Statement(sql, fields, names, converters)
 
 
-def _lock_both_statement(connection: BaseDatabaseWrapper, kind: str = "lock_both") -> _Statement:
-    """PostgreSQL: the "lock" and "read" statements as one, both rows locked.
+def _both_rows_statement(connection: BaseDatabaseWrapper, kind: str) -> _Statement:
+    """PostgreSQL: the configuration's version and its values row in one statement, both
+    rows locked ("lock_both") or not ("read_both", the unlocked save's read).
 
     A locking read returns the newest committed version of every row it locks: when a save
     we queued behind commits, PostgreSQL re-reads both rows (EvalPlanQual) before answering,
@@ -423,22 +432,78 @@ def _lock_both_statement(connection: BaseDatabaseWrapper, kind: str = "lock_both
     configuration row would read a stale values row: ``tests/test_configure_postgres.py``
     fails then.) No row (the first save, or the values row deleted meanwhile): the two
     statements run as before, the locks already taken being kept."""
-    lock, read = _statement(connection, "lock"), _statement(connection, "read")
-    quote = connection.ops.quote_name
-
-    def col(model: type[Model], name: str) -> str:
-        return quote(model._meta.get_field(name).column)
-
-    c, s = quote(Configuration._meta.db_table), quote(AddonSetting._meta.db_table)
-    c_tenant, s_tenant = col(Configuration, "tenant"), col(AddonSetting, "tenant")
-    sql = (
-        f"SELECT c.{col(Configuration, 'version')}, c.{col(Configuration, 'updated_at')},"  # noqa: S608
-        f" s.{col(AddonSetting, 'id')}, s.{col(AddonSetting, 'value')}"
-        f" FROM {c} c JOIN {s} s ON s.{s_tenant} = c.{c_tenant}"
-        f" WHERE c.{c_tenant} = %s AND s.{col(AddonSetting, 'key')} = %s FOR UPDATE"
+    version, values = _statement(connection, "version"), _statement(connection, "values")
+    sql = f"SELECT c.{_col(connection, Configuration, 'version')}, " + (  # noqa: S608
+        f"c.{_col(connection, Configuration, 'updated_at')}, "
+        f"s.{_col(connection, AddonSetting, 'id')}, s.{_col(connection, AddonSetting, 'value')}"
+        f" FROM {_both_rows(connection)}"
     )
-    converters = lock.converters + tuple((at + 2, cv, ex) for at, cv, ex in read.converters)
+    if kind == "lock_both":
+        sql += " FOR UPDATE"
+    converters = version.converters + tuple((at + 2, cv, ex) for at, cv, ex in values.converters)
     return _Statement(sql, (), ("tenant", "key"), converters)
+
+
+def _col(connection: BaseDatabaseWrapper, model: type[Model], name: str) -> str:
+    return connection.ops.quote_name(model._meta.get_field(name).column)
+
+
+def _both_rows(connection: BaseDatabaseWrapper) -> str:
+    """``FROM`` and ``WHERE`` of the statements that reach both rows: c, the configuration,
+    and s, its values row; parameters: the tenant, the setting's key."""
+    quote = connection.ops.quote_name
+    c, s = quote(Configuration._meta.db_table), quote(AddonSetting._meta.db_table)
+    c_tenant, s_tenant = (
+        _col(connection, Configuration, "tenant"),
+        _col(connection, AddonSetting, "tenant"),
+    )
+    return (
+        f"{c} c JOIN {s} s ON s.{s_tenant} = c.{c_tenant}"
+        f" WHERE c.{c_tenant} = %s AND s.{_col(connection, AddonSetting, 'key')} = %s"
+    )
+
+
+def _swap_statement(connection: BaseDatabaseWrapper, kind: str = "swap") -> _Statement:
+    """PostgreSQL: the unlocked save's writes, as one statement that writes only if both
+    rows still hold what the save read (see :func:`_save_unlocked`).
+
+    ``cur`` locks the two rows where the version and the stored value are the ones read; a
+    locking read checks its conditions against the newest committed row versions (waiting
+    for a save in progress), so a save that committed since the read leaves ``cur`` empty,
+    and then none of the three writes happens. Each write reaches its row through ``cur``;
+    the INSERT's row count tells which way it went (1: written, 0: nothing)."""
+    quote = connection.ops.quote_name
+    s_id, c_tenant = _col(connection, AddonSetting, "id"), _col(connection, Configuration, "tenant")
+    values = tuple(AddonSetting._meta.get_field(n) for n in ("value", "updated_at"))
+    version = tuple(
+        Configuration._meta.get_field(n) for n in ("version", "updated_at", "updated_by")
+    )
+    meta = ConfigurationChange._meta
+    history = tuple(f for f in meta.local_concrete_fields if f is not meta.auto_field)
+
+    def assign(fields: tuple[Field[Any, Any], ...]) -> str:
+        return ", ".join(f"{quote(f.column)} = %s" for f in fields)
+
+    sql = (
+        f"WITH cur AS (SELECT s.{s_id} AS s_id, c.{c_tenant} AS c_tenant"  # noqa: S608
+        f" FROM {_both_rows(connection)} AND c.{_col(connection, Configuration, 'version')} = %s"
+        f" AND s.{_col(connection, AddonSetting, 'value')} IS NOT DISTINCT FROM %s FOR UPDATE),"
+        f" w0 AS (UPDATE {quote(AddonSetting._meta.db_table)} SET {assign(values)}"
+        f" WHERE {s_id} IN (SELECT s_id FROM cur)),"
+        f" w1 AS (UPDATE {quote(Configuration._meta.db_table)} SET {assign(version)}"
+        f" WHERE {c_tenant} IN (SELECT c_tenant FROM cur))"
+        f" INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in history)})"
+        f" SELECT {', '.join(['%s'] * len(history))} FROM cur"
+    )
+    names = ("tenant", "key", "version", "old")
+    return _Statement(sql, values + version + history, names, names_first=True)
+
+
+_BUILDERS = {
+    "lock_both": _both_rows_statement,
+    "read_both": _both_rows_statement,
+    "swap": _swap_statement,
+}
 
 
 def _lock_and_read(
@@ -527,6 +592,132 @@ def mirror_changes(tenant: Tenant) -> dict[str, Any]:
     return {key: value for key, value in mirror.status_for(tenant).items() if key in wanted}
 
 
+def _checked(
+    form_class: type[forms.BaseForm],
+    stored: dict[str, Any],
+    current_version: int,
+    submitted: Mapping[str, Any],
+    version: int | None,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, Any]]]:
+    """``(old, cleaned, changes)``: the effective values as stored, the submission's values
+    once validated, and what differs; raises for a stale ``version`` or invalid values."""
+    old = effective_values(form_class, stored)
+    if version is not None and version != current_version:
+        raise ConfigurationConflict({"values": redact(form_class, old), "version": current_version})
+    data = form_data(form_class, old, submitted)
+    form = build_form(form_class, stored, data=data, values=old)
+    if not form.is_valid():
+        raise ConfigurationInvalid(_errors(form, stored), form)
+    cleaned = {name: to_json(form.cleaned_data.get(name)) for name in form_class.base_fields}
+    return old, cleaned, _diff(form_class, old, cleaned)
+
+
+def _change_rows(
+    tenant: Tenant,
+    new_version: int,
+    now: datetime,
+    changes: dict[str, dict[str, Any]],
+    account_id: str | None,
+    staff_user: str,
+    source: str,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The configuration row's new values and the history row, by attname."""
+    updated_by = f"staff:{staff_user}" if staff_user else (account_id or "")
+    configuration = {"version": new_version, "updated_at": now, "updated_by": updated_by}
+    history = {
+        "tenant_id": tenant.pk,
+        "version": new_version,
+        "changed_at": now,
+        "account_id": account_id or "",
+        "staff_user": staff_user,
+        "source": source,
+        "changes": changes,
+    }
+    return configuration, history
+
+
+def _unlocked_saves(connection: BaseDatabaseWrapper) -> bool:
+    """Whether saves try :func:`_save_unlocked` first: PostgreSQL (one statement can check
+    and write), and nothing mirrored from the configuration (the outbox's rows are written
+    by the ORM, in the save's transaction)."""
+    return connection.vendor == "postgresql" and not mirror.specs_for(_setting_key())
+
+
+def _save_unlocked(
+    cursor: CursorWrapper,
+    tenant: Tenant,
+    form_class: type[forms.BaseForm],
+    submitted: Mapping[str, Any],
+    version: int | None,
+    who: tuple[str | None, str, str],
+) -> SaveResult | None:
+    """A save in two statements and no transaction of its own: read both rows unlocked,
+    validate, then write only if the rows still hold what was read (the "swap" statement,
+    which checks and writes both rows and the history in one). None when there is nothing
+    to read yet (the first save) or another write came first: the caller then saves with
+    the rows locked, reading them again.
+
+    A save in its own transaction waits for BEGIN, the locked read, the writes and COMMIT:
+    four round trips, during which a sync worker has nothing else to do. Here it waits for
+    two, and holds the rows' locks only while the one writing statement runs."""
+    connection = cursor.db
+    key = _setting_key()
+    read = _statement(connection, "read_both").fetch_one(cursor, tenant=tenant.pk, key=key)
+    if read is None:
+        return None
+    current_version, updated_at, _row_id, value = read
+    stored = value if isinstance(value, dict) else {}
+    old, cleaned, changes = _checked(form_class, stored, current_version, submitted, version)
+    if not changes:
+        return SaveResult(redact(form_class, old), current_version, updated_at, [])
+    new = {**stored, **cleaned}  # keys the form no longer declares are kept (see below)
+    store.check_value(new)
+    now = timezone.now()
+    configuration, history = _change_rows(tenant, current_version + 1, now, changes, *who)
+    # One mapping for the three rows' fields: the attnames they share ("version",
+    # "updated_at") take the same value in each.
+    fields = {"value": new, **configuration, **history}
+    was = AddonSetting._meta.get_field("value").get_db_prep_save(value, connection)
+    swap = _statement(connection, "swap")
+    swap.execute(cursor, fields, tenant=tenant.pk, key=key, version=current_version, old=was)
+    if cursor.rowcount != 1:
+        return None
+    # After the write (at once in autocommit, else when the caller's transaction commits).
+    store.notify_changed(tenant, key, value, new, deleted=False)
+    forget_state_copies(tenant.pk, using=connection.alias)
+    return SaveResult(redact(form_class, cleaned), current_version + 1, now, list(changes))
+
+
+def _save_locked(
+    connection: BaseDatabaseWrapper,
+    tenant: Tenant,
+    form_class: type[forms.BaseForm],
+    submitted: Mapping[str, Any],
+    version: int | None,
+    who: tuple[str | None, str, str],
+) -> SaveResult:
+    """A save in a transaction that locks both rows before reading them."""
+    # One cursor for the save's statements (a cursor per statement costs ~25 µs more each).
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        current_version, updated_at, row = _lock_and_read(cursor, tenant)
+        # Anything but an object (written by hand through store.set) counts as nothing stored.
+        stored = row[1] if row is not None and isinstance(row[1], dict) else {}
+        old, cleaned, changes = _checked(form_class, stored, current_version, submitted, version)
+        if not changes:
+            return SaveResult(redact(form_class, old), current_version, updated_at, [])
+        now = timezone.now()
+        # Keys the form no longer declares are kept: an older release may still need them.
+        writes = _write_values(cursor, tenant, row, {**stored, **cleaned}, now)
+        configuration, history = _change_rows(tenant, current_version + 1, now, changes, *who)
+        writes.append(
+            (_statement(connection, "write_version"), configuration, {"tenant": tenant.pk})
+        )
+        writes.append((_statement(connection, "history"), history, {}))
+        _execute_writes(cursor, writes)
+        forget_state_copies(tenant.pk, using=connection.alias)  # the writes were SQL
+    return SaveResult(redact(form_class, cleaned), current_version + 1, now, list(changes))
+
+
 def save_configuration(
     tenant: Tenant,
     submitted: Mapping[str, Any],
@@ -536,59 +727,34 @@ def save_configuration(
     staff_user: str = "",
     source: str = ConfigurationChange.Source.PAGE,
 ) -> SaveResult:
-    """Validate ``submitted`` with the configure form and store it in one transaction.
+    """Validate ``submitted`` with the configure form and store it.
 
     ``version`` given and not the current one: :class:`ConfigurationConflict`. Invalid values:
     :class:`ConfigurationInvalid`. Either way nothing is stored. A save that changes nothing
-    keeps the version and writes no history.
+    keeps the version and writes no history. The values, the version and the history entry
+    are written together or not at all, and a save never writes over one that committed
+    after it read: on PostgreSQL it reads unlocked and writes only if nothing changed
+    meanwhile (:func:`_save_unlocked`), else, and elsewhere, it locks the rows first.
     """
     form_class = configure_form_class()
     connection = connections[router.db_for_write(Configuration)]
-    # One cursor for the save's statements (a cursor per statement costs ~25 µs more each).
-    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-        current_version, updated_at, row = _lock_and_read(cursor, tenant)
-        # Anything but an object (written by hand through store.set) counts as nothing stored.
-        stored = row[1] if row is not None and isinstance(row[1], dict) else {}
-        old = effective_values(form_class, stored)
-        if version is not None and version != current_version:
-            raise ConfigurationConflict(
-                {"values": redact(form_class, old), "version": current_version}
-            )
-        data = form_data(form_class, old, submitted)
-        form = build_form(form_class, stored, data=data, values=old)
-        if not form.is_valid():
-            raise ConfigurationInvalid(_errors(form, stored), form)
-        cleaned = {name: to_json(form.cleaned_data.get(name)) for name in form_class.base_fields}
-        changes = _diff(form_class, old, cleaned)
-        if not changes:
-            return SaveResult(redact(form_class, old), current_version, updated_at, [])
-        now = timezone.now()
-        # Keys the form no longer declares are kept: an older release may still need them.
-        writes = _write_values(cursor, tenant, row, {**stored, **cleaned}, now)
-        new_version = current_version + 1
-        updated_by = f"staff:{staff_user}" if staff_user else (account_id or "")
-        configuration = {"version": new_version, "updated_at": now, "updated_by": updated_by}
-        writes.append(
-            (_statement(connection, "write_version"), configuration, {"tenant": tenant.pk})
-        )
-        history = {
-            "tenant_id": tenant.pk,
-            "version": new_version,
-            "changed_at": now,
-            "account_id": account_id or "",
-            "staff_user": staff_user,
-            "source": source,
-            "changes": changes,
-        }
-        writes.append((_statement(connection, "history"), history, {}))
-        _execute_writes(cursor, writes)
-        forget_state_copies(tenant.pk, using=connection.alias)  # the writes were SQL
-        changed = list(changes)
-    mirrored = mirror_changes(tenant)
+    who = (account_id, staff_user, source)
+    result = None
+    if _unlocked_saves(connection):
+        # In the caller's transaction, a savepoint: a failed write must not abort it.
+        inside = connection.in_atomic_block
+        scope = transaction.atomic(using=connection.alias) if inside else nullcontext()
+        with scope, connection.cursor() as cursor:
+            result = _save_unlocked(cursor, tenant, form_class, submitted, version, who)
+    if result is None:
+        result = _save_locked(connection, tenant, form_class, submitted, version, who)
+    if not result.changed:
+        return result
+    result.mirror = mirror_changes(tenant)
     logger.info(
         "Configuration of tenant %s saved as version %d (fields: %s)",
         tenant.client_key,
-        new_version,
-        ", ".join(changed),
+        result.version,
+        ", ".join(result.changed),
     )
-    return SaveResult(redact(form_class, cleaned), new_version, now, changed, mirrored)
+    return result

@@ -1,5 +1,6 @@
 """Concurrent configure saves on a real PostgreSQL: the version check and the write are one
-row-locked step, so two admins saving the same version cannot both win."""
+row-locked step, so two admins saving the same version cannot both win, and a save never
+writes over what committed after it read."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test import Client
+from psycopg.pq import TransactionStatus
 
 from connect_settings import store
 from connect_settings.auth import mint_session_token
+from connect_settings.configuration import ConfigurationConflict, save_configuration
 from connect_settings.models import Configuration, ConfigurationChange
 from connect_settings.testing import make_tenant, race
 
@@ -112,3 +115,105 @@ def test_saves_queued_on_the_locked_rows_read_the_newest_values():
         assert change.changes["project_keys"]["from"] == previous
         previous = change.changes["project_keys"]["to"]
     assert store.get("appSettings", "test-client-key")["project_keys"] == previous
+
+
+def _after_the_read(write: Callable[[], None]) -> Any:
+    """A query wrapper that runs ``write`` (committed at once: autocommit) just after the
+    save's read of both rows, before its write: another writer coming in between."""
+    done: list[bool] = []
+
+    def wrapper(execute: Callable[..., Any], sql: str, *args: Any) -> Any:
+        result = execute(sql, *args)
+        if not done and sql.startswith('SELECT c."version"') and "FOR UPDATE" not in sql:
+            done.append(True)
+            write()
+        return result
+
+    return connection.execute_wrapper(wrapper)
+
+
+def test_a_save_is_two_statements_and_no_transaction_of_its_own():
+    """Outside a transaction a save reads, then checks and writes in one statement, each in
+    autocommit (no BEGIN and COMMIT to wait for: see configuration._save_unlocked)."""
+    tenant = make_tenant()
+    save_configuration(tenant, {"team_name": "Ops"})  # the first save creates the rows
+    seen: list[tuple[str, TransactionStatus]] = []
+
+    def watch(execute: Callable[..., Any], sql: str, *args: Any) -> Any:
+        seen.append((sql.split()[0], connection.connection.info.transaction_status))
+        return execute(sql, *args)
+
+    with connection.execute_wrapper(watch):
+        result = save_configuration(tenant, {"team_name": "Platform"}, version=1)
+    assert (result.version, result.changed) == (2, ["team_name"])
+    assert seen == [("SELECT", TransactionStatus.IDLE), ("WITH", TransactionStatus.IDLE)]
+    assert store.get("appSettings", tenant)["team_name"] == "Platform"
+    change = ConfigurationChange.objects.get(version=2)
+    assert change.changes == {"team_name": {"from": "Ops", "to": "Platform"}}
+
+
+def test_a_value_written_after_the_read_is_kept():
+    """store.set of the configuration's key between a save's read and its write: the write
+    must not put back what was read (the check compares the stored value, not only the
+    version, which store.set leaves alone); the save then reads again, rows locked."""
+    tenant = make_tenant()
+    save_configuration(tenant, {"team_name": "Ops", "project_keys": ["PA"]})
+
+    def meanwhile() -> None:
+        stored = store.get("appSettings", tenant)
+        store.set("appSettings", {**stored, "project_keys": ["PB"], "legacy": 1}, tenant)
+
+    with _after_the_read(meanwhile):
+        result = save_configuration(tenant, {"team_name": "Platform"})
+    assert result.version == 2
+    stored = store.get("appSettings", tenant)
+    assert (stored["team_name"], stored["project_keys"], stored["legacy"]) == (
+        "Platform",
+        ["PB"],
+        1,
+    )
+    change = ConfigurationChange.objects.get(version=2)
+    assert change.changes == {"team_name": {"from": "Ops", "to": "Platform"}}
+
+
+def test_a_save_committed_after_the_read_is_not_overwritten():
+    tenant = make_tenant()
+    save_configuration(tenant, {"project_keys": ["PA"]})
+
+    def other_save() -> None:
+        save_configuration(tenant, {"project_keys": ["PB"]}, account_id="other")
+
+    # Without a version: it lands after the other save, and its history starts from it.
+    with _after_the_read(other_save):
+        result = save_configuration(tenant, {"project_keys": ["PC"]}, account_id="me")
+    assert result.version == 3
+    changes = list(
+        ConfigurationChange.objects.order_by("version").values_list("changes", "account_id")
+    )
+    assert changes[1:] == [
+        ({"project_keys": {"from": ["PA"], "to": ["PB"]}}, "other"),
+        ({"project_keys": {"from": ["PB"], "to": ["PC"]}}, "me"),
+    ]
+    # With the version it read: a conflict, and nothing of it is stored.
+    with _after_the_read(other_save), pytest.raises(ConfigurationConflict) as conflict:
+        save_configuration(tenant, {"project_keys": ["PD"]}, version=3)
+    assert conflict.value.current["version"] == 4
+    assert store.get("appSettings", tenant)["project_keys"] == ["PB"]
+    assert Configuration.objects.get().version == 4
+
+
+def test_a_value_changed_and_changed_back_after_the_read_still_conflicts():
+    """Two saves between the read and the write that leave the value as it was read (A, B,
+    A): the version tells, so a save made against the version it read gets a conflict."""
+    tenant = make_tenant()
+    save_configuration(tenant, {"team_name": "A"})
+
+    def two_saves() -> None:
+        save_configuration(tenant, {"team_name": "B"})
+        save_configuration(tenant, {"team_name": "A"})
+
+    with _after_the_read(two_saves), pytest.raises(ConfigurationConflict) as conflict:
+        save_configuration(tenant, {"team_name": "C"}, version=1)
+    assert conflict.value.current["version"] == 3
+    assert store.get("appSettings", tenant)["team_name"] == "A"
+    assert list(ConfigurationChange.objects.values_list("version", flat=True)) == [3, 2, 1]

@@ -42,8 +42,9 @@ def _save(client: Any, tenant: Tenant, values: dict[str, Any]) -> Any:
 
 
 def test_a_save_is_one_lock_one_read_and_three_writes(client, connect_tenant):
-    """On PostgreSQL the lock and the read go as one statement, and the three writes as
-    another (two round trips); elsewhere as five statements."""
+    """On PostgreSQL a save reads both rows in one statement and checks and writes them in
+    another (two round trips, see configuration._save_unlocked); elsewhere it locks, reads
+    and writes in five statements."""
     assert _save(client, connect_tenant, {"team_name": "Ops"}).status_code == 200
     with CaptureQueriesContext(connection) as queries:
         response = _save(client, connect_tenant, {"team_name": "Platform"})
@@ -59,15 +60,17 @@ def test_a_save_is_one_lock_one_read_and_three_writes(client, connect_tenant):
     postgres = connection.vendor == "postgresql"
     assert len(work) == (2 if postgres else 5), sql
     if postgres:
-        locked, combined = work
-        # Both rows in one locking read (see configuration._lock_both_statement).
-        assert locked.startswith("SELECT") and locked.endswith("FOR UPDATE"), sql
+        read, swap = work
+        assert read.startswith("SELECT") and "FOR UPDATE" not in read, sql
         assert '"connect_settings_configuration" c JOIN "connect_settings_addonsetting" s' in (
-            locked
+            read
         ), sql
-        assert combined.startswith('WITH w0 AS (UPDATE "connect_settings_addonsetting"'), sql
-        assert 'w1 AS (UPDATE "connect_settings_configuration"' in combined, sql
-        assert ') INSERT INTO "connect_settings_configurationchange"' in combined, sql
+        # The three writes through the rows the check locked (see _swap_statement).
+        assert swap.startswith("WITH cur AS (SELECT"), sql
+        assert 'FOR UPDATE), w0 AS (UPDATE "connect_settings_addonsetting"' in swap, sql
+        assert 'w1 AS (UPDATE "connect_settings_configuration"' in swap, sql
+        assert ') INSERT INTO "connect_settings_configurationchange"' in swap, sql
+        assert swap.endswith("FROM cur"), sql
     else:
         locked, read, *writes = work
         assert locked.startswith("SELECT") and "connect_settings_configuration" in locked
