@@ -100,9 +100,11 @@ def test_saves_without_a_version_all_land_in_order_and_none_is_lost():
 
 
 def test_saves_queued_on_the_locked_rows_read_the_newest_values():
-    """Once the rows exist, a save locks and reads both in one statement: each save queued
-    behind another must still read the values that one committed (see
-    configuration._lock_both_statement), or a history entry's "from" would be stale."""
+    """Eight saves racing on existing rows: a save whose write finds the rows changed since
+    its read saves again, locking and reading both rows in one statement, and a save queued
+    behind another must read the values that one committed (see
+    configuration._both_rows_statement and _swap_statement), or a history entry's "from"
+    would be stale."""
     tenant = make_tenant()
     token = mint_session_token(tenant, "api-client")
     assert _save(token, {"project_keys": ["P99"]}, None)[0] == 200
