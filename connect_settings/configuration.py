@@ -670,7 +670,7 @@ def _save_unlocked(
     old, cleaned, changes = _checked(form_class, stored, current_version, submitted, version)
     if not changes:
         return SaveResult(redact(form_class, old), current_version, updated_at, [])
-    new = {**stored, **cleaned}  # keys the form no longer declares are kept (see below)
+    new = {**stored, **cleaned}  # undeclared keys kept (an older release may need them)
     store.check_value(new)
     now = timezone.now()
     configuration, history = _change_rows(tenant, current_version + 1, now, changes, *who)
