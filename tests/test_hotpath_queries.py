@@ -41,7 +41,7 @@ def _save(client: Any, tenant: Tenant, values: dict[str, Any]) -> Any:
     )
 
 
-def test_a_save_is_one_lock_one_read_and_three_writes(client, connect_tenant):
+def test_a_save_is_two_statements_on_postgresql_and_five_elsewhere(client, connect_tenant):
     """On PostgreSQL a save reads both rows in one statement and checks and writes them in
     another (two round trips, see configuration._save_unlocked); elsewhere it locks, reads
     and writes in five statements."""
