@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+import types
 from typing import Any
 
 import jwt as pyjwt
@@ -197,3 +198,43 @@ def test_any_one_character_change_gets_the_same_verdict(position: int, replaceme
     i = position % len(token)
     mutated = token[:i] + replacement + token[i + 1 :]
     assert ours(mutated) == reference(mutated)
+
+
+def _clock_verdict(check: Any) -> str:
+    try:
+        check()
+    except TokenError as err:
+        return err.code
+    return "ok"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    times=st.fixed_dictionaries(
+        {},
+        optional={
+            name: st.integers(-100, 100) | st.sampled_from(["5", 7.9, -3.5])
+            for name in ("iat", "nbf", "exp")
+        },
+    ),
+    first=st.integers(-100, 100),
+    later=st.integers(-200, 200),  # the clock may also step back
+    leeway=st.sampled_from([0, 1, 30]),
+)
+def test_a_kept_token_s_clock_gets_check_claims_verdict(
+    times: dict[str, Any], first: int, later: int, leeway: int
+) -> None:
+    """auth keeps (not before, expires) of a session token that passed check_claims, and checks
+    only those again on a repeat: at any time after, the verdict must be check_claims' own."""
+    base = 1_800_000_000
+    claims = {name: v + base if isinstance(v, int) else v for name, v in times.items()}
+    now = base + first
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hs256, "time", types.SimpleNamespace(time=lambda: now))
+        if _clock_verdict(lambda: hs256.check_claims(claims, leeway=leeway, require=())) != "ok":
+            return  # never kept
+        kept = hs256.clock_of(claims)
+        now = base + first + later
+        assert _clock_verdict(lambda: hs256.check_clock(*kept, leeway=leeway)) == _clock_verdict(
+            lambda: hs256.check_claims(claims, leeway=leeway, require=())
+        )

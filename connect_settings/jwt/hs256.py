@@ -168,6 +168,22 @@ def check_claims(
             raise TokenError("The token is not valid.", code="invalid_token")
 
 
+def clock_of(claims: Mapping[str, Any]) -> tuple[int, int | None]:
+    """A token's (not before, expires), from claims :func:`check_claims` accepted."""
+    starts = [_as_int(claims, name) for name in ("iat", "nbf") if name in claims]
+    return max(starts, default=-(2**63)), _as_int(claims, "exp") if "exp" in claims else None
+
+
+def check_clock(not_before: int, expires: int | None, *, leeway: float) -> None:
+    """:func:`check_claims`'s clock checks again, for a token that has passed all of them
+    before (its claims cannot have changed, only the time)."""
+    now = time.time()
+    if not_before > now + leeway:
+        raise TokenError("The token is not yet valid.", code="token_not_yet_valid")
+    if expires is not None and expires <= now - leeway:
+        raise TokenError("The token has expired.", code="token_expired")
+
+
 def verify(
     parsed: ParsedToken,
     secret: str,
