@@ -114,9 +114,6 @@ class ParsedToken:
     signing_input: str
     #: The signature segment without padding (base64url).
     signature: str
-    #: The claims as the token carries them (decoded JSON text), for a caller that keeps
-    #: them: decoding it again gives a copy of ``claims`` as they were before any change.
-    payload: bytes = b""
 
 
 def parse(token: str) -> ParsedToken:
@@ -131,7 +128,7 @@ def parse(token: str) -> ParsedToken:
     payload = segment_bytes(payload_seg)
     claims = _json_object(payload)
     signing_input = f"{header_seg}.{payload_seg}"
-    return ParsedToken(header, claims, signing_input, _unpadded(signature), payload)
+    return ParsedToken(header, claims, signing_input, _unpadded(signature))
 
 
 def _sign(signing_input: str, secret: str) -> str:
