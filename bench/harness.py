@@ -315,6 +315,26 @@ def migrate(env: Mapping[str, str]) -> None:
     )
 
 
+@dataclass(frozen=True)
+class OursSetup:
+    db: str
+    port: int
+    base: str
+    env: dict[str, str]
+
+
+def prepare_ours(key_url: str) -> OursSetup:
+    """A fresh ``bench_ours`` database, migrated, an empty Redis, and a free port for our app
+    (for the scripts that run our side alone)."""
+    db = recreate_database("bench_ours")
+    flush_redis()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = dict(django_env(db, base, key_url))
+    migrate(env)
+    return OursSetup(db, port, base, env)
+
+
 def gunicorn_service(
     port: int, env: Mapping[str, str], *, workers: int, worker_class: str, threads: int
 ) -> Service:

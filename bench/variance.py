@@ -89,15 +89,11 @@ def main() -> int:
     args = parser.parse_args()
     tenants = harness.make_tenants(64)
     with harness.ServiceGroup() as group, harness.key_server(KID) as (key_url, private_key):
-        db = harness.recreate_database("bench_ours")
-        harness.flush_redis()
-        port = harness.free_port()
-        base = f"http://127.0.0.1:{port}"
-        env = harness.django_env(db, base, key_url)
-        harness.migrate(env)
+        ours = harness.prepare_ours(key_url)
+        db, base = ours.db, ours.base
         service = group.add(
             harness.gunicorn_service(
-                port, env, workers=args.workers, worker_class="sync", threads=1
+                ours.port, ours.env, workers=args.workers, worker_class="sync", threads=1
             )
         ).start()
         install_all(base, tenants, private_key)

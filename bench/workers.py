@@ -44,12 +44,8 @@ def main() -> int:
     tenants = harness.make_tenants(32)
     rows: list[dict[str, Any]] = []
     with harness.ServiceGroup() as group, harness.key_server(KID) as (key_url, private_key):
-        db = harness.recreate_database("bench_ours")
-        harness.flush_redis()
-        port = harness.free_port()
-        base = f"http://127.0.0.1:{port}"
-        env = harness.django_env(db, base, key_url)
-        harness.migrate(env)
+        ours = harness.prepare_ours(key_url)
+        port, base, env = ours.port, ours.base, ours.env
         files: dict[str, Path] = {}
         configs = CONFIGS
         if args.configs:
