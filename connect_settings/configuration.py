@@ -470,8 +470,10 @@ def _swap_statement(connection: BaseDatabaseWrapper, kind: str = "swap") -> _Sta
     ``cur`` locks the two rows where the version and the stored value are the ones read; a
     locking read checks its conditions against the newest committed row versions (waiting
     for a save in progress), so a save that committed since the read leaves ``cur`` empty,
-    and then none of the three writes happens. Each write reaches its row through ``cur``;
-    the INSERT's row count tells which way it went (1: written, 0: nothing)."""
+    and then none of the three writes happens. Each write reaches its row through ``cur``,
+    so the statement answers one row when it wrote and none when it did not. That row holds
+    whether a process may keep a copy of the state (``copies_held``, as locked), which the
+    write clears: only then does the save publish an invalidation."""
     quote = connection.ops.quote_name
     s_id, c_tenant = _col(connection, AddonSetting, "id"), _col(connection, Configuration, "tenant")
     values = tuple(AddonSetting._meta.get_field(n) for n in ("value", "updated_at"))
@@ -484,16 +486,20 @@ def _swap_statement(connection: BaseDatabaseWrapper, kind: str = "swap") -> _Sta
     def assign(fields: tuple[Field[Any, Any], ...]) -> str:
         return ", ".join(f"{quote(f.column)} = %s" for f in fields)
 
+    held = _col(connection, Configuration, "copies_held")
     sql = (
-        f"WITH cur AS (SELECT s.{s_id} AS s_id, c.{c_tenant} AS c_tenant"  # noqa: S608
+        f"WITH cur AS (SELECT s.{s_id} AS s_id, c.{c_tenant} AS c_tenant,"  # noqa: S608
+        f" c.{held} AS held"
         f" FROM {_both_rows(connection)} AND c.{_col(connection, Configuration, 'version')} = %s"
         f" AND s.{_col(connection, AddonSetting, 'value')} IS NOT DISTINCT FROM %s FOR UPDATE),"
         f" w0 AS (UPDATE {quote(AddonSetting._meta.db_table)} SET {assign(values)}"
         f" WHERE {s_id} IN (SELECT s_id FROM cur)),"
-        f" w1 AS (UPDATE {quote(Configuration._meta.db_table)} SET {assign(version)}"
-        f" WHERE {c_tenant} IN (SELECT c_tenant FROM cur))"
-        f" INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in history)})"
-        f" SELECT {', '.join(['%s'] * len(history))} FROM cur"
+        f" w1 AS (UPDATE {quote(Configuration._meta.db_table)} SET {assign(version)},"
+        f" {held} = false WHERE {c_tenant} IN (SELECT c_tenant FROM cur)),"
+        f" w2 AS (INSERT INTO {quote(meta.db_table)}"
+        f" ({', '.join(quote(f.column) for f in history)})"
+        f" SELECT {', '.join(['%s'] * len(history))} FROM cur)"
+        " SELECT held FROM cur"
     )
     names = ("tenant", "key", "version", "old")
     return _Statement(sql, values + version + history, names, names_first=True)
@@ -680,11 +686,13 @@ def _save_unlocked(
     was = AddonSetting._meta.get_field("value").get_db_prep_save(value, connection)
     swap = _statement(connection, "swap")
     swap.execute(cursor, fields, tenant=tenant.pk, key=key, version=current_version, old=was)
-    if cursor.rowcount != 1:
+    written = cursor.fetchone()
+    if written is None:
         return None
     # After the write (at once in autocommit, else when the caller's transaction commits).
     store.notify_changed(tenant, key, value, new, deleted=False)
-    forget_state_copies(tenant.pk, using=connection.alias)
+    if written[0]:  # a process may hold a copy of the state: it must drop it
+        forget_state_copies(tenant.pk, using=connection.alias)
     return SaveResult(redact(form_class, cleaned), current_version + 1, now, list(changes))
 
 

@@ -312,17 +312,21 @@ class _StateQuery:
     history: Literal["exists", "rows", "digest"]
     #: Where the history query's tenant parameter goes among the parameters.
     tenant_at: int = 0
+    #: PostgreSQL, for a read a process keeps: first marks the configuration row as copied
+    #: (``Configuration.copies_held``), which then answers its newest version last.
+    marks: bool = False
 
 
-#: The state query per (database alias, history limit), built once: quoting names and
-#: compiling the history's SQL cost more than the query.
-_state_sql_by_alias: dict[tuple[str, int], _StateQuery] = {}
+#: The state query per (database alias, history limit, marks), built once: quoting names
+#: and compiling the history's SQL cost more than the query.
+_state_sql_by_alias: dict[tuple[str, int, bool], _StateQuery] = {}
 
 
-def _state_sql(connection: BaseDatabaseWrapper, limit: int) -> _StateQuery:
-    found = _state_sql_by_alias.get((connection.alias, limit))
+def _state_sql(connection: BaseDatabaseWrapper, limit: int, marks: bool) -> _StateQuery:
+    key = (connection.alias, limit, marks)
+    found = _state_sql_by_alias.get(key)
     if found is None:
-        found = _state_sql_by_alias[(connection.alias, limit)] = _build_state_sql(connection, limit)
+        found = _state_sql_by_alias[key] = _build_state_sql(connection, limit, marks)
     return found
 
 
@@ -367,10 +371,28 @@ def _history_digest_sql(connection: BaseDatabaseWrapper, history: str) -> str:
     )
 
 
-def _build_state_sql(connection: BaseDatabaseWrapper, limit: int) -> _StateQuery:
+def _build_state_sql(connection: BaseDatabaseWrapper, limit: int, marks: bool) -> _StateQuery:
     # Identifiers only come from the models, quoted; every value is a query parameter.
     def col(model: type[Any], name: str) -> str:
         return _column(connection, model, name)
+
+    if marks:  # PostgreSQL only (see read_state)
+        # The UPDATE locks the row: it waits for a save in progress and answers the newest
+        # committed version, where the SELECT reads the statement's snapshot. Both equal:
+        # no save committed in between, and every later one sees the mark. (Setting it only
+        # where it is not yet set would answer nothing when another reader set it, whatever
+        # the snapshot read.)
+        plain = _build_state_sql(connection, limit, marks=False)
+        version = col(Configuration, "version")
+        sql = (
+            f"WITH held AS (UPDATE {_table(connection, Configuration)}"  # noqa: S608
+            f" SET {col(Configuration, 'copies_held')} = true"
+            f" WHERE {col(Configuration, 'tenant')} = %s RETURNING {version})"
+            f" {plain.sql}, (SELECT {version} FROM held)"
+        )
+        # One parameter more in front: the history's tenant parameter moves one along.
+        tenant_at = plain.tenant_at + 1 if plain.history == "digest" else plain.tenant_at
+        return _StateQuery(sql, plain.history, tenant_at, marks=True)
 
     setting, configuration = _table(connection, AddonSetting), _table(connection, Configuration)
     state = (
@@ -454,8 +476,11 @@ def read_state(tenant: Tenant) -> PageState:
     if not connection.in_atomic_block and alias == router.db_for_write(AddonSetting):
         read, stamp = local_copy(state_copy_key(tenant.pk))
     if read is None:
-        read = _read_state(connection, tenant)
-        if stamp is not None and _immutable(read):
+        # A read to keep marks the row first, so that the next save tells every process to
+        # drop its copy; a save finding no mark publishes nothing (configuration._save_unlocked).
+        marks = stamp is not None and connection.vendor == "postgresql"
+        read, current = _read_state(connection, tenant, marks=marks)
+        if stamp is not None and current and _immutable(read):
             keep_local_copy(state_copy_key(tenant.pk), read, stamp)
     value, version, updated_at, has_history, history, history_digest, stored_digest = read
     stored = _from_db(connection, AddonSetting._meta.get_field("value"), value)
@@ -484,21 +509,28 @@ def _immutable(read: _Read) -> bool:
     )
 
 
-def _read_state(connection: BaseDatabaseWrapper, tenant: Tenant) -> _Read:
+def _read_state(
+    connection: BaseDatabaseWrapper, tenant: Tenant, *, marks: bool
+) -> tuple[_Read, bool]:
+    """(what the state query read, whether a copy of it may be kept: with ``marks``, only
+    when no save committed between the read and the mark)."""
     key = str(connect_settings.CONFIGURE_SETTING_KEY)
     limit = int(connect_settings.CONFIGURE_HISTORY_ON_PAGE)
-    query = _state_sql(connection, limit)
+    query = _state_sql(connection, limit, marks)
     params: list[Any] = [tenant.pk, key, tenant.pk, tenant.pk]
+    if query.marks:
+        params.insert(0, tenant.pk)
     history: tuple[tuple[Any, ...], ...] | None = None
     history_digest: bytes | None = None
+    marked: list[Any] = []  # the newest version, as the mark answered it
     with connection.cursor() as cursor:
         if query.history == "exists":
             cursor.execute(query.sql, [*params, tenant.pk])
-            value, version, updated_at, has_history = cursor.fetchone()
+            value, version, updated_at, has_history, *marked = cursor.fetchone()
         elif query.history == "digest":
             params.insert(query.tenant_at, tenant.pk)
             cursor.execute(query.sql, params)
-            value, version, updated_at, found = cursor.fetchone()
+            value, version, updated_at, found, *marked = cursor.fetchone()
             history_digest = None if found is None else bytes(found)
             has_history = history_digest is not None
         else:
@@ -512,7 +544,8 @@ def _read_state(connection: BaseDatabaseWrapper, tenant: Tenant) -> _Read:
     stored_digest = (
         hashlib.blake2b(value.encode(), digest_size=20).digest() if isinstance(value, str) else None
     )
-    return value, version, updated_at, bool(has_history), history, history_digest, stored_digest
+    read = value, version, updated_at, bool(has_history), history, history_digest, stored_digest
+    return read, not query.marks or marked[0] == version
 
 
 #: The history query per (database alias, limit): compiled by the ORM once, executed after.

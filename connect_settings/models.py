@@ -122,6 +122,10 @@ class Configuration(models.Model):
     updated_at = models.DateTimeField(_("updated at"), null=True, blank=True)
     #: Who saved last: an Atlassian accountId, or ``staff:<username>`` for the Django admin.
     updated_by = models.CharField(_("updated by"), max_length=255, blank=True)
+    #: Whether a process may keep a copy of the configure page's state read since the last
+    #: save: set by the reads it keeps, cleared by saves (PostgreSQL), which publish an
+    #: invalidation only when it was set. See ``configure_page.read_state``.
+    copies_held = models.BooleanField(default=False, db_default=False, editable=False)
 
     class Meta:
         verbose_name = _("configuration")

@@ -8,11 +8,13 @@ These tests commit for real (``transaction=True``): inside a transaction nothing
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 import pytest
 from django.core.cache import caches
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from connect_settings import configuration, store, tenants
@@ -199,3 +201,108 @@ def test_a_failed_invalidation_does_not_fail_the_committed_save(
     assert result.version == 1
     assert "Could not publish an invalidation" in caplog.text
     assert Configuration.objects.get(tenant=tenant).version == 1
+
+
+# --- PostgreSQL: a save publishes only while a process may hold a copy -----------------------
+
+
+@pytest.fixture
+def postgres() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://... (CI does)")
+
+
+def held(tenant: Any) -> bool:
+    return Configuration.objects.get(tenant=tenant).copies_held
+
+
+@pytest.mark.postgres
+def test_a_save_publishes_only_while_a_copy_may_be_held(
+    postgres: None, tenant: Any, redis_cache: Any
+) -> None:
+    """A read that a process keeps marks the configuration row; the next save clears the
+    mark and publishes. A save with no read since publishes nothing: no process holds a
+    copy for it to drop (the page's own saves, one after another, are such saves)."""
+    key = configuration.state_copy_key(tenant.pk)
+    save_configuration(tenant, {"team_name": "Ops"})  # the first: rows locked, published
+    messages = published(redis_cache)
+    save_configuration(tenant, {"team_name": "Platform"})
+    assert messages() == [] and not held(tenant)
+    assert warm(tenant).stored["team_name"] == "Platform" and held(tenant)
+    save_configuration(tenant, {"team_name": "Billing"})
+    assert messages() == [key] and not held(tenant)
+    state, queries = read(tenant)
+    assert queries == 1 and state.stored["team_name"] == "Billing" and state.version == 3
+    save_configuration(tenant, {"team_name": "Support"})
+    assert messages() == [key]  # the read just now was kept
+    save_configuration(tenant, {"team_name": "Sales"})
+    assert messages() == []
+    assert read(tenant)[0].stored["team_name"] == "Sales"
+
+
+@pytest.mark.postgres
+def test_every_process_s_read_marks_the_row(postgres: None, tenant: Any) -> None:
+    """The mark is set by every read that is kept, also when another process set it first
+    (the read answers the newest version only through its own UPDATE)."""
+    save_configuration(tenant, {"team_name": "Ops"})
+    warm(tenant)
+    tenants._local.drop(configuration.state_copy_key(tenant.pk))  # as another process
+    state, queries = read(tenant)
+    assert queries == 1 and state.version == 1
+    assert read(tenant)[1] == 0 and held(tenant)
+
+
+@pytest.mark.postgres
+def test_a_read_overtaken_by_a_save_keeps_no_copy(postgres: None, tenant: Any) -> None:
+    """A save that commits while a read is under way, cleared mark and all: the read answers
+    what its snapshot held (the old version) and must not keep it, since the save found no
+    mark to publish for. The read's UPDATE waits for the save's lock and answers the newest
+    version, which differs from the snapshot's."""
+    import psycopg
+
+    save_configuration(tenant, {"team_name": "Ops"})
+    save_configuration(tenant, {"team_name": "Platform"})  # version 2, rows in place
+    saver = psycopg.connect(**connection.get_connection_params())
+    table = Configuration._meta.db_table
+    saver.execute(  # a save in progress: rows locked and written, not yet committed
+        f"UPDATE {table} SET version = version + 1, copies_held = false"
+        " WHERE tenant_id = %s",
+        [tenant.pk],
+    )
+    results: list[Any] = []
+
+    def page_load() -> None:
+        try:
+            results.append(read_state(tenant))
+        finally:
+            connections.close_all()
+
+    reader = threading.Thread(target=page_load)
+    reader.start()
+    try:
+        wait_until_blocked_by(saver)
+    finally:
+        saver.commit()
+        saver.close()
+        reader.join(timeout=30)
+    assert not reader.is_alive()
+    assert [state.version for state in results] == [2]  # the snapshot, before the save
+    assert tenants.local_copy(configuration.state_copy_key(tenant.pk))[0] is None
+    assert read(tenant)[0].version == 3
+
+
+def wait_until_blocked_by(blocker: Any, timeout: float = 10.0) -> None:
+    """Return once a backend waits for a lock ``blocker`` holds (bounded polling of
+    ``pg_blocking_pids``: a statement waiting on a lock gives no other sign)."""
+    pid = blocker.info.backend_pid
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                [pid],
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.01)  # polling for the other thread's state, not hiding a race
+    raise AssertionError("the read never waited for the save's lock")

@@ -69,8 +69,8 @@ def test_a_save_is_two_statements_on_postgresql_and_five_elsewhere(client, conne
         assert swap.startswith("WITH cur AS (SELECT"), sql
         assert 'FOR UPDATE), w0 AS (UPDATE "connect_settings_addonsetting"' in swap, sql
         assert 'w1 AS (UPDATE "connect_settings_configuration"' in swap, sql
-        assert ') INSERT INTO "connect_settings_configurationchange"' in swap, sql
-        assert swap.endswith("FROM cur"), sql
+        assert 'w2 AS (INSERT INTO "connect_settings_configurationchange"' in swap, sql
+        assert swap.endswith(") SELECT held FROM cur"), sql
     else:
         locked, read, *writes = work
         assert locked.startswith("SELECT") and "connect_settings_configuration" in locked
