@@ -5,9 +5,10 @@
 Sets up a scratch PostgreSQL database (``bench_profile``) and the Redis tenant cache as the
 side-by-side run does, installs a few tenants through the real signed ``/installed``, warms
 the process, then profiles ``--requests`` requests of the workload. Prints a text profile and
-the mean wall time per request. ``BENCH_PROFILE_DB`` and ``BENCH_REDIS_URL`` choose another
+the mean wall and CPU time per request. ``BENCH_PROFILE_DB`` and ``BENCH_REDIS_URL`` choose another
 database and Redis db, so that two profiles can run at once; ``BENCH_PROFILE_SORT=tottime``
-orders cProfile's table by own time.
+orders cProfile's table by own time, ``BENCH_PROFILE_CALLERS=<pattern>`` adds who called the
+functions matching it, and ``BENCH_PROFILE_ALL=1`` shows pyinstrument's library frames too.
 """
 
 from __future__ import annotations
@@ -73,11 +74,16 @@ def main() -> int:
         for i in range(min(500, args.requests)):  # warm: caches, connections, templates
             call(reqs[i % len(reqs)])
 
+        cpu: list[float] = []
+
         def run() -> float:
+            cpu.append(time.process_time())
             start = time.perf_counter()
             for i in range(args.requests):
                 call(reqs[i % len(reqs)])
-            return time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+            cpu.append(time.process_time())
+            return elapsed
 
         if args.tool == "pyinstrument":
             from pyinstrument import Profiler
@@ -86,7 +92,8 @@ def main() -> int:
             profiler.start()
             elapsed = run()
             profiler.stop()
-            print(profiler.output_text(unicode=True, color=False, show_all=False))
+            show_all = os.environ.get("BENCH_PROFILE_ALL") == "1"  # Django's frames too
+            print(profiler.output_text(unicode=True, color=False, show_all=show_all))
         elif args.tool == "cprofile":
             import cProfile
             import pstats
@@ -96,10 +103,17 @@ def main() -> int:
             elapsed = run()
             prof.disable()
             order = os.environ.get("BENCH_PROFILE_SORT", "cumulative")  # or tottime
-            pstats.Stats(prof).sort_stats(order).print_stats(45)
+            stats = pstats.Stats(prof).sort_stats(order)
+            stats.print_stats(45)
+            if callers := os.environ.get("BENCH_PROFILE_CALLERS"):  # a function name's pattern
+                stats.print_callers(callers)
         else:
             elapsed = run()
-        print(f"{args.workload}: {elapsed / args.requests * 1e6:.0f} µs per request in-process")
+        per_request = 1e6 / args.requests
+        print(
+            f"{args.workload}: {elapsed * per_request:.0f} µs per request in-process"
+            f" ({(cpu[1] - cpu[0]) * per_request:.0f} µs of it CPU)"
+        )
     return 0
 
 
