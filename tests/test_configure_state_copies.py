@@ -265,8 +265,7 @@ def test_a_read_overtaken_by_a_save_keeps_no_copy(postgres: None, tenant: Any) -
     saver = psycopg.connect(**connection.get_connection_params())
     table = Configuration._meta.db_table
     saver.execute(  # a save in progress: rows locked and written, not yet committed
-        f"UPDATE {table} SET version = version + 1, copies_held = false"
-        " WHERE tenant_id = %s",
+        f"UPDATE {table} SET version = version + 1, copies_held = false WHERE tenant_id = %s",
         [tenant.pk],
     )
     results: list[Any] = []
