@@ -89,18 +89,20 @@ def mint_session_token(
 ) -> str:
     context = context if isinstance(context, dict) else {}
     app_key = connect_settings.APP_KEY
-    secret = tenant.shared_secret
     ttl = int(connect_settings.SESSION_TOKEN_TTL)
     issued = int(now if now is not None else time.time())
     context_key = json.dumps(context, sort_keys=True) if context else ""
-    key = (secret, app_key, tenant.client_key, account_id or "", context_key, ttl, issued)
+    # The encrypted secret stands for the secret (one decrypts to one), so a hit decrypts
+    # nothing.
+    ciphertext = tenant.shared_secret_encrypted
+    key = (ciphertext, app_key, tenant.client_key, account_id or "", context_key, ttl, issued)
     token = _minted.get(key)
     if token is None:
         global _minted_in
         claims: dict[str, Any] = {"iss": app_key, "aud": [tenant.client_key], "context": context}
         if account_id:
             claims["sub"] = account_id
-        token = tokens.mint_hs256(claims, secret, ttl=ttl, now=issued)
+        token = tokens.mint_hs256(claims, tenant.shared_secret, ttl=ttl, now=issued)
         if issued != _minted_in or len(_minted) >= _MINTED_SIZE:
             _minted.clear()  # a new second: the old tokens are never asked for again
             _minted_in = issued
@@ -245,8 +247,9 @@ def request_qsh_matches(request: HttpRequest, qsh: str) -> bool:
     return False
 
 
-def _claim_client_key(claims: dict[str, Any]) -> tuple[str, bool]:
-    """(client key to look up, whether the token is one of our session tokens)."""
+def _claim_tenant(claims: dict[str, Any]) -> tuple[str, Tenant | None, bool]:
+    """(client key the claims name, its tenant if installed here, whether the token is one
+    of our session tokens)."""
     iss = claims.get("iss")
     if not isinstance(iss, str) or not iss:
         raise _fail("missing_claim", "The token has no 'iss' claim.")
@@ -255,18 +258,19 @@ def _claim_client_key(claims: dict[str, Any]) -> tuple[str, bool]:
     if iss == connect_settings.APP_KEY:
         if not isinstance(first_aud, str) or not first_aud:
             raise _fail("missing_claim", "The session token has no audience.")
-        return first_aud, True
+        return first_aud, get_tenant(first_aud), True
     # PROTOCOL.md: aud[0] when it names a known tenant, else iss.
-    if isinstance(first_aud, str) and first_aud and get_tenant(first_aud) is not None:
-        return first_aud, False
-    return iss, False
+    if isinstance(first_aud, str) and first_aud:
+        tenant = get_tenant(first_aud)
+        if tenant is not None:
+            return first_aud, tenant, False
+    return iss, get_tenant(iss), False
 
 
 def _verify_in_full(token: str, leeway: float) -> tuple[Tenant, dict[str, Any], bool]:
     """(tenant, verified claims, whether it is one of our session tokens)."""
     parsed = hs256.parse(token)  # once: the claims name the tenant, whose secret verifies
-    client_key, is_session = _claim_client_key(parsed.claims)
-    tenant = get_tenant(client_key)
+    client_key, tenant, is_session = _claim_tenant(parsed.claims)
     if tenant is None:
         raise _fail("unknown_tenant", "The token's tenant is not installed here.")
     try:

@@ -95,7 +95,6 @@ class _LocalTenants:
         self.entries: dict[str, tuple[Any, float]] = {}
         #: Counts invalidations seen: a copy read before one must not be kept after it.
         self.generation = 0
-        self.pid = 0
         self.pubsub: Any = None
         #: Polls the subscription's socket: a microsecond, where redis-py's get_message()
         #: costs about fifteen even when nothing is waiting.
@@ -106,6 +105,14 @@ class _LocalTenants:
         with self.lock:
             self._close()
             self.retry_at = 0.0
+
+    def after_fork(self) -> None:
+        """In a forked child (a server's worker): neither the parent's subscription nor its
+        copies are ours, and its lock may have been held by a thread the child lacks."""
+        self.lock = threading.Lock()
+        self.pubsub = self.poller = None  # the socket is the parent's: drop it, don't close it
+        self.retry_at = 0.0
+        self._forget(_ALL)
 
     def _close(self) -> None:
         self._forget(_ALL)
@@ -149,9 +156,6 @@ class _LocalTenants:
 
     def _drained(self) -> bool:
         """Whether local copies may be used: subscribed in this process, messages drained."""
-        if self.pid != os.getpid():  # a forked worker inherits neither socket nor copies
-            self.pid, self.pubsub, self.poller, self.retry_at = os.getpid(), None, None, 0.0
-            self._forget(_ALL)
         if self.pubsub is None:
             if time.monotonic() < self.retry_at:
                 return False
@@ -199,6 +203,8 @@ class _LocalTenants:
 
 
 _local = _LocalTenants()
+# A hook rather than comparing os.getpid() on every read: that is a system call per request.
+os.register_at_fork(after_in_child=_local.after_fork)
 
 
 @receiver(setting_changed)

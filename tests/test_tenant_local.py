@@ -7,6 +7,10 @@ channel breaks.
 
 from __future__ import annotations
 
+import json
+import os
+import select
+import signal
 from typing import Any
 
 import pytest
@@ -109,3 +113,61 @@ def test_store_reads_use_the_local_copy_instead_of_joining(redis_cache: Any) -> 
         assert store.all(CLIENT_KEY) == {"k": "v"}
     assert len(queries.captured_queries) == 2
     assert not any("connect_settings_tenant" in q["sql"] for q in queries.captured_queries)
+
+
+def _in_a_forked_child(check: Any) -> dict[str, Any]:
+    """Run ``check()`` in a child forked from this process; its answer comes back as JSON."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer, then leave without pytest's or Django's exit handlers
+        try:
+            os.close(read_end)
+            answer = json.dumps(check()).encode()
+        except BaseException as err:  # the parent reports it
+            answer = json.dumps({"error": repr(err)}).encode()
+        os.write(write_end, answer)
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        # Bounded: a child stuck on a lock it inherited fails the test instead of hanging it.
+        answered = select.select([pipe], [], [], 20)[0]
+        if not answered:
+            os.kill(pid, signal.SIGKILL)
+        answer = pipe.read() if answered else b""
+    _, status = os.waitpid(pid, 0)
+    assert answered, "the forked child did not answer within 20 s"
+    assert os.waitstatus_to_exitcode(status) == 0
+    return json.loads(answer)
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_keeps_neither_copies_nor_subscription_nor_lock(
+    redis_cache: Any,
+) -> None:
+    # A server forks its workers: each must subscribe on its own connection, start with no
+    # copies, and not wait forever on a lock that a parent's thread held at the fork.
+    make_tenant(CLIENT_KEY)
+    lookups(), lookups()
+    digest = tenants._digest(CLIENT_KEY)
+    parent_socket = tenants._local.pubsub.connection._sock
+    assert digest in tenants._local.entries
+
+    def check() -> dict[str, Any]:
+        locked = tenants._local.lock.acquire(timeout=2)
+        if locked:
+            tenants._local.lock.release()
+        copy, stamp = tenants._local.get(digest)  # subscribes anew (Redis only, no database)
+        pubsub = tenants._local.pubsub
+        return {
+            "lock_free": locked,
+            "copy": copy is not None,
+            "stamp": stamp is not None,
+            "own_socket": pubsub is not None and pubsub.connection._sock is not parent_socket,
+        }
+
+    with tenants._local.lock:  # held at the fork, as a thread of the parent might
+        child = _in_a_forked_child(check)
+    assert child == {"lock_free": True, "copy": False, "stamp": True, "own_socket": True}
+    # The parent's subscription and copy are untouched.
+    assert tenants._local.pubsub.connection._sock is parent_socket
+    assert lookups()[1] == 0 and digest in tenants._local.entries
