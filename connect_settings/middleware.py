@@ -18,6 +18,7 @@ from .conf import connect_settings
 from .exceptions import AuthenticationFailed, ConnectError
 
 SESSION_HEADER = "X-acpt"
+_SESSION_HEADER_KEY = SESSION_HEADER.lower()
 
 
 def _has_bearer(request: HttpRequest) -> bool:
@@ -25,9 +26,20 @@ def _has_bearer(request: HttpRequest) -> bool:
 
 
 def add_session_header(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    """Add a fresh session token as ``X-acpt``, unless the view set one itself."""
     connect = getattr(request, "connect", None)
     # Forge Remote callers are not our pages: they get no session token.
-    if connect is not None and connect.kind != TokenKind.FORGE and SESSION_HEADER not in response:
+    if connect is None or connect.kind == TokenKind.FORGE:
+        return response
+    headers = getattr(response.headers, "_store", None)
+    if type(headers) is dict:
+        # Into ResponseHeaders' own dict (lower-case name -> (name, value)), as its
+        # __setitem__ would put it. Its public API checks the name and value's charset and
+        # line breaks in Python, and "in" raises a KeyError for a missing header: about
+        # 2 µs of the 18 µs a session token adds to a request. A token we minted is base64url
+        # and dots, nothing to check. Any other headers object gets the public API.
+        headers.setdefault(_SESSION_HEADER_KEY, (SESSION_HEADER, connect.session_token))
+    elif SESSION_HEADER not in response:
         response[SESSION_HEADER] = connect.session_token
     return response
 

@@ -337,3 +337,37 @@ def test_the_decorators_add_the_session_header_without_the_middleware(rf, connec
         response = call(request)
         assert response.status_code == 200
         assert read_unverified(response["X-acpt"])[1]["sub"] == "557058:decorated"
+
+
+class _OwnDict(dict):
+    """A headers store that is not a plain dict: add_session_header takes the public API."""
+
+
+@pytest.mark.parametrize("headers_store", ["django", "other"])
+def test_the_session_header_is_added_once_and_a_view_s_own_is_kept(
+    rf, connect_tenant, headers_store
+):
+    from django.http import HttpResponse
+
+    from connect_settings.auth import authenticate_request
+    from connect_settings.middleware import add_session_header
+
+    def response(**headers: str) -> HttpResponse:
+        answer = HttpResponse(b"ok", headers=headers)
+        if headers_store == "other":
+            answer.headers._store = _OwnDict(answer.headers._store)
+        return answer
+
+    token = mint_session_token(connect_tenant, "557058:header")
+    request = rf.get("/anywhere", HTTP_AUTHORIZATION=f"JWT {token}")
+    request.connect = authenticate_request(request)
+
+    added = add_session_header(request, response())
+    added = add_session_header(request, added)  # the decorator and the middleware both ran
+    assert [name for name, _ in added.items()] == ["Content-Type", "X-acpt"]
+    assert read_unverified(added["x-acpt"])[1]["sub"] == "557058:header"
+
+    kept = add_session_header(request, response(**{"x-ACPT": "the view's own"}))
+    assert [(n, v) for n, v in kept.items() if n.lower() == "x-acpt"] == [
+        ("x-ACPT", "the view's own")
+    ]
