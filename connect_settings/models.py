@@ -87,7 +87,10 @@ class Tenant(models.Model):
 class AddonSetting(models.Model):
     """One per-tenant key/value pair; the value is any JSON document."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="settings")
+    # No index of its own: the unique (tenant, key) index serves every lookup by tenant.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="settings", db_index=False
+    )
     key = models.CharField(_("key"), max_length=255)
     value = models.JSONField(_("value"), null=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -144,8 +147,10 @@ class ConfigurationChange(models.Model):
         PAGE = "page", _("configure page or API")
         ADMIN = "admin", _("Django admin")
 
+    # No index of its own: the (tenant, version) and (tenant, changed_at) indexes serve every
+    # lookup by tenant, and each save inserts a row into all of this table's indexes.
     tenant = models.ForeignKey(
-        Tenant, on_delete=models.CASCADE, related_name="configuration_changes"
+        Tenant, on_delete=models.CASCADE, related_name="configuration_changes", db_index=False
     )
     version = models.PositiveIntegerField(_("version"))
     changed_at = models.DateTimeField(_("changed at"), default=timezone.now)
@@ -192,7 +197,10 @@ class MirrorEntry(models.Model):
         SYNCED = "synced", _("synced")
         FAILED = "failed", _("failed")
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="mirror_entries")
+    # No index of its own: the unique (tenant, property_key) index serves lookups by tenant.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="mirror_entries", db_index=False
+    )
     property_key = models.CharField(_("property key"), max_length=127)
     #: The value the host should hold; ``deleted`` means the property should not exist.
     value = models.JSONField(_("value"), null=True, blank=True)
