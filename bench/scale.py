@@ -1,6 +1,6 @@
 """Scale: how store get/set, tenant lookup and W4 cost grow from 1 000 to 100 000 tenants.
 
-    .venv/bin/python bench/run.py scale      # about 3 minutes; bench/results/scale.{json,md}
+    .venv/bin/python bench/run.py scale      # about 1.5 minutes; bench/results/scale.{json,md}
 
 Step 1 holds 1 000 tenants with 10 settings each (10 000 rows); step 2 is a second
 PostgreSQL database with 100 000 tenants and 1 000 000 rows. Rows are generated inside
