@@ -371,3 +371,42 @@ def test_the_session_header_is_added_once_and_a_view_s_own_is_kept(
     assert [(n, v) for n, v in kept.items() if n.lower() == "x-acpt"] == [
         ("x-ACPT", "the view's own")
     ]
+
+
+@pytest.mark.parametrize(
+    ("iss", "aud", "authenticates_as", "lookups"),
+    [
+        # PROTOCOL.md: aud[0] names the tenant when it is a known one (looked up once) ...
+        ("jira:some-product-id", ["aud-tenant"], "aud-tenant", 1),
+        # ... else iss does.
+        ("iss-tenant", ["not-installed-here"], "iss-tenant", 2),
+        ("iss-tenant", None, "iss-tenant", 1),
+        ("not-installed-here", ["also-not-here"], None, 2),
+    ],
+)
+def test_a_host_token_names_its_tenant_by_aud_then_iss(
+    rf, monkeypatch, iss, aud, authenticates_as, lookups
+):
+    from connect_settings import auth
+    from connect_settings.exceptions import AuthenticationFailed
+
+    make_tenant("aud-tenant", DEFAULT_SECRET)
+    make_tenant("iss-tenant", DEFAULT_SECRET)
+    extra: dict[str, Any] = {"iss": iss} | ({"aud": aud} if aud is not None else {})
+    token = page_token(iss, DEFAULT_SECRET, "GET", "/anywhere?x=1", extra=extra)
+    asked: list[str] = []
+
+    def counted(client_key: str, **kwargs: Any) -> Any:
+        asked.append(client_key)
+        return get_tenant(client_key, **kwargs)
+
+    get_tenant = auth.get_tenant
+    monkeypatch.setattr(auth, "get_tenant", counted)
+    request = rf.get(f"/anywhere?x=1&jwt={token}")
+    if authenticates_as is None:
+        with pytest.raises(AuthenticationFailed) as failed:
+            auth.authenticate_request(request)
+        assert failed.value.code == "unknown_tenant"
+    else:
+        assert auth.authenticate_request(request).client_key == authenticates_as
+    assert len(asked) == lookups, asked
