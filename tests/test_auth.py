@@ -395,12 +395,12 @@ def test_a_host_token_names_its_tenant_by_aud_then_iss(
     extra: dict[str, Any] = {"iss": iss} | ({"aud": aud} if aud is not None else {})
     token = page_token(iss, DEFAULT_SECRET, "GET", "/anywhere?x=1", extra=extra)
     asked: list[str] = []
+    real_get_tenant = auth.get_tenant
 
-    def counted(client_key: str, **kwargs: Any) -> Any:
+    def counted(client_key: str, **kwargs: Any) -> Any:  # the real lookup, counted
         asked.append(client_key)
-        return get_tenant(client_key, **kwargs)
+        return real_get_tenant(client_key, **kwargs)
 
-    get_tenant = auth.get_tenant
     monkeypatch.setattr(auth, "get_tenant", counted)
     request = rf.get(f"/anywhere?x=1&jwt={token}")
     if authenticates_as is None:
